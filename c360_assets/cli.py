@@ -1,0 +1,125 @@
+"""The ``c360`` command line. Heavy imports happen inside each command, not at start-up."""
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DAGSTER_HOME = "./data/dagster_home"
+INSTANCE_YAML = """\
+# Written by c360: one run at a time, so Iceberg commits from the daemon never race each other.
+run_queue:
+  max_concurrent_runs: 1
+telemetry:
+  enabled: false
+"""
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME, or ./data/dagster_home (created, with c360's instance settings)."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(DEFAULT_DAGSTER_HOME).resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(INSTANCE_YAML)
+    return home
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from c360_assets.generate import run_from_args
+
+    run_from_args(args)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from c360_assets.definitions import all_models, build_definitions
+    from c360_assets.runner import run_pipeline
+
+    dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        report = run_pipeline(build_definitions(), instance, all_models())
+    for stage, parts in report.rebuilt.items():
+        shown = ", ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
+        print(f"rebuilt {len(parts)} {stage} partition(s): {shown or '-'}")
+    for failure in report.failed_runs:
+        print(f"FAILED run: {failure}", file=sys.stderr)
+    for failure in report.failed_checks:
+        print(f"FAILED blocking check: {failure}", file=sys.stderr)
+    if not args.quiet:
+        from c360_assets.summary import print_summary
+
+        print_summary()
+    return 0 if report.ok else 1
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from c360_assets import stack
+
+    if args.action == "up":
+        stack.up()
+    elif args.action == "down":
+        stack.down()
+    elif args.action == "status":
+        for name, value in stack.status().items():
+            print(f"{name}: {value}")
+    else:
+        print("\n".join(stack.env_lines()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from c360_assets.generate import generate_landing
+
+    landing = Path(os.environ.get("C360_LANDING_DIR", "./data/landing"))
+    if not any(landing.glob("*/*")) or args.regenerate:
+        generate_landing(
+            landing,
+            customers=args.customers,
+            start=dt.date.fromisoformat(args.start),
+            days=args.days,
+            events_per_day=args.events_per_day,
+            seed=args.seed,
+        )
+    return cmd_run(argparse.Namespace(quiet=False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="c360", description="Customer 360 lakehouse")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a synthetic landing zone")
+    from c360_assets.generate import add_cli_arguments
+
+    add_cli_arguments(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    run = sub.add_parser("run", help="bring every asset up to date with the landing zone")
+    run.add_argument("--quiet", action="store_true", help="no summary at the end")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="generate a demo landing zone (once) and run everything")
+    demo.add_argument("--customers", type=int, default=300)
+    demo.add_argument("--start", default="2026-08-01")
+    demo.add_argument("--days", type=int, default=92)
+    demo.add_argument("--events-per-day", type=int, default=20_000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--regenerate", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    stack = sub.add_parser("stack", help="the serving stack: PostgreSQL catalog + Trino")
+    stack.add_argument("action", choices=["up", "down", "status", "env"])
+    stack.set_defaults(func=cmd_stack)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The one way a SQL model runs: Iceberg scans (filters pushed down) -> in-memory DuckDB -> Arrow.
+
+A model is a file ``sql/<layer>/<name>.sql`` holding one ``select``. It reads its inputs by the
+view names declared in its :class:`Model` and may use the named parameters ``$window_start`` and
+``$window_end`` (dates, end exclusive) of the partition being built. The asset factory in
+``c360_assets.models`` wraps every model the same way; nothing else runs SQL on the marts.
+"""
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from pyiceberg.expressions import (
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    GreaterThanOrEqual,
+    LessThan,
+)
+
+from resources.lakehouse import LakehouseResource
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class Read:
+    """One input of a model: an Iceberg table, optionally restricted to a date window.
+
+    ``window_column`` is filtered to the partition's window widened by ``lookback_days`` before
+    it (for trailing baselines) and ``lookahead_days`` after it.
+    """
+
+    table: str
+    window_column: str | None = None
+    lookback_days: int = 0
+    lookahead_days: int = 0
+    columns: tuple[str, ...] = ("*",)
+
+    def row_filter(self, window: tuple[dt.date, dt.date] | None) -> BooleanExpression:
+        if window is None or self.window_column is None:
+            return AlwaysTrue()
+        start = window[0] - dt.timedelta(days=self.lookback_days)
+        end = window[1] + dt.timedelta(days=self.lookahead_days)
+        return between(self.window_column, start, end)
+
+
+def between(column: str, start: dt.date, end: dt.date) -> BooleanExpression:
+    """``start <= column < end`` on a date column, as an Iceberg expression."""
+    return And(GreaterThanOrEqual(column, start.isoformat()), LessThan(column, end.isoformat()))
+
+
+def sql_text(model_path: str) -> str:
+    return (SQL_DIR / f"{model_path}.sql").read_text()
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+class SqlSession:
+    """An in-memory DuckDB holding a model's inputs, its output (``model_output``) and params."""
+
+    def __init__(self, inputs: Mapping[str, pa.Table], params: Mapping[str, object] | None = None):
+        self.con = connect()
+        self.params = dict(params or {})
+        for name, table in inputs.items():
+            self.con.register(name, table)
+
+    def query(self, sql: str) -> pa.Table:
+        """Run one select; only the parameters the SQL references are bound."""
+        wanted = set(_PARAM.findall(sql))
+        missing = wanted - self.params.keys()
+        if missing:
+            raise ValueError(f"SQL needs parameters {sorted(missing)}")
+        bound = {k: v for k, v in self.params.items() if k in wanted}
+        return self.con.sql(sql, params=bound or None).to_arrow_table()
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "SqlSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_model_session(
+    lakehouse: LakehouseResource,
+    reads: Mapping[str, Read],
+    window: tuple[dt.date, dt.date] | None = None,
+    params: Mapping[str, object] | None = None,
+) -> SqlSession:
+    """Scan each input from Iceberg (the window pushed down) into a fresh DuckDB session."""
+    inputs = {
+        name: lakehouse.scan(read.table, read.row_filter(window), read.columns)
+        for name, read in reads.items()
+    }
+    all_params = dict(params or {})
+    if window is not None:
+        all_params.update(window_start=window[0], window_end=window[1])
+    return SqlSession(inputs, all_params)
+
+
+def run_sql(
+    sql: str, inputs: Mapping[str, pa.Table], params: Mapping[str, object] | None = None
+) -> pa.Table:
+    """Run one select over Arrow inputs (tests and ad-hoc use; assets go through models.py)."""
+    with SqlSession(inputs, params) as session:
+        return session.query(sql)

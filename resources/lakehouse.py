@@ -1,0 +1,185 @@
+"""The lakehouse resource: the one place that knows the Iceberg catalog, warehouse and landing.
+
+Every asset reads and writes Iceberg through this resource. Writes come in two kinds only:
+- ``replace_where``: replace exactly the rows matching a filter (a partition) — repeatable;
+- ``append_batch``: append guarded by a batch id stored in the snapshot summary, so a retried
+  step never appends the same batch twice.
+"""
+
+import functools
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.table import Table
+
+NAMESPACES = ("raw", "staging", "core", "marts")
+BATCH_PROPERTY = "c360.batch-id"
+ALL_ROWS = AlwaysTrue()
+
+
+def _abs_uri(path_or_uri: str) -> str:
+    if "://" in path_or_uri:
+        return path_or_uri
+    return Path(path_or_uri).resolve().as_uri()
+
+
+def _sqlite_dir(uri: str) -> Path | None:
+    prefix = "sqlite:///"
+    if uri.startswith(prefix):
+        return Path(uri[len(prefix) :]).parent
+    return None
+
+
+@functools.cache
+def _open_catalog(name: str, uri: str, warehouse: str) -> Catalog:
+    sqlite_dir = _sqlite_dir(uri)
+    if sqlite_dir is not None:
+        sqlite_dir.mkdir(parents=True, exist_ok=True)
+    if warehouse.startswith("file://"):
+        Path(warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    catalog = SqlCatalog(name, uri=uri, warehouse=warehouse)
+    for namespace in NAMESPACES:
+        catalog.create_namespace_if_not_exists(namespace)
+    return catalog
+
+
+def _normalize_arrow(table: pa.Table) -> pa.Table:
+    """Iceberg-friendly Arrow types: microsecond timestamps, plain strings."""
+    fields = []
+    for field in table.schema:
+        kind = field.type
+        if pa.types.is_timestamp(kind) and kind.unit != "us":
+            kind = pa.timestamp("us", tz=kind.tz)
+        elif pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+            kind = pa.string()
+        fields.append(pa.field(field.name, kind, nullable=True))
+    schema = pa.schema(fields)
+    return table if schema == table.schema else table.cast(schema)
+
+
+class LakehouseResource(dg.ConfigurableResource):
+    """Iceberg catalog + warehouse + landing zone, configured from the environment."""
+
+    catalog_uri: str
+    warehouse: str
+    catalog_name: str = "c360"
+    landing_dir: str
+
+    @classmethod
+    def from_env(cls) -> "LakehouseResource":
+        return cls(
+            catalog_uri=os.environ.get("C360_CATALOG_URI", "sqlite:///./data/catalog.db"),
+            warehouse=os.environ.get("C360_WAREHOUSE", "./data/warehouse"),
+            catalog_name=os.environ.get("C360_CATALOG_NAME", "c360"),
+            landing_dir=os.environ.get("C360_LANDING_DIR", "./data/landing"),
+        )
+
+    # -- catalog ---------------------------------------------------------------------------
+    @property
+    def catalog(self) -> Catalog:
+        uri = self.catalog_uri
+        sqlite_dir = _sqlite_dir(uri)
+        if sqlite_dir is not None:  # make relative SQLite paths absolute and stable
+            uri = "sqlite:///" + str((sqlite_dir / Path(uri).name).resolve())
+        return _open_catalog(self.catalog_name, uri, _abs_uri(self.warehouse))
+
+    @property
+    def landing_path(self) -> Path:
+        return Path(self.landing_dir).resolve()
+
+    def table_exists(self, identifier: str) -> bool:
+        return self.catalog.table_exists(identifier)
+
+    def load(self, identifier: str) -> Table:
+        return self.catalog.load_table(identifier)
+
+    def ensure_table(
+        self, identifier: str, schema: pa.Schema, partition_by: Iterable[str] = ()
+    ) -> Table:
+        """Create the table from an Arrow schema (identity partitions), or evolve it to match."""
+        schema = _normalize_arrow(schema.empty_table()).schema
+        try:
+            table = self.catalog.load_table(identifier)
+        except NoSuchTableError:
+            table = self.catalog.create_table_if_not_exists(identifier, schema=schema)
+            fields = list(partition_by)
+            if fields and table.spec().is_unpartitioned():
+                with table.update_spec() as spec:
+                    for name in fields:
+                        spec.add_identity(name)
+                table = self.catalog.load_table(identifier)
+            return table
+        missing = [f for f in schema if f.name not in table.schema().column_names]
+        if missing:
+            with table.update_schema() as update:
+                update.union_by_name(schema)
+            table = self.catalog.load_table(identifier)
+        return table
+
+    # -- reads -----------------------------------------------------------------------------
+    def scan(
+        self,
+        identifier: str,
+        row_filter: BooleanExpression | str = ALL_ROWS,
+        columns: tuple[str, ...] = ("*",),
+        snapshot_id: int | None = None,
+    ) -> pa.Table:
+        table = self.load(identifier)
+        return table.scan(
+            row_filter=row_filter, selected_fields=columns, snapshot_id=snapshot_id
+        ).to_arrow()
+
+    def current_snapshot_id(self, identifier: str) -> int | None:
+        if not self.table_exists(identifier):
+            return None
+        snapshot = self.load(identifier).current_snapshot()
+        return snapshot.snapshot_id if snapshot else None
+
+    def batch_ids(self, identifier: str) -> set[str]:
+        """Batch ids already committed to a table (from its snapshot summaries)."""
+        if not self.table_exists(identifier):
+            return set()
+        found = set()
+        for snapshot in self.load(identifier).snapshots():
+            props = snapshot.summary.additional_properties if snapshot.summary else {}
+            if BATCH_PROPERTY in props:
+                found.add(props[BATCH_PROPERTY])
+        return found
+
+    # -- writes ----------------------------------------------------------------------------
+    def append_batch(
+        self,
+        identifier: str,
+        data: pa.Table,
+        batch_id: str,
+        partition_by: Iterable[str] = (),
+    ) -> bool:
+        """Append once per batch id; returns False when the batch was already committed."""
+        data = _normalize_arrow(data)
+        table = self.ensure_table(identifier, data.schema, partition_by)
+        if batch_id in self.batch_ids(identifier):
+            return False
+        data = data.select(table.schema().column_names) if data.num_columns else data
+        table.append(data, snapshot_properties={BATCH_PROPERTY: batch_id})
+        return True
+
+    def replace_where(
+        self,
+        identifier: str,
+        data: pa.Table,
+        where: BooleanExpression | str,
+        partition_by: Iterable[str] = (),
+        properties: dict[str, str] | None = None,
+    ) -> None:
+        """Replace exactly the rows matching ``where`` with ``data`` (an empty result clears it)."""
+        data = _normalize_arrow(data)
+        table = self.ensure_table(identifier, data.schema, partition_by)
+        ordered = data.select([c for c in table.schema().column_names if c in data.column_names])
+        table.overwrite(ordered, overwrite_filter=where, snapshot_properties=properties or {})
