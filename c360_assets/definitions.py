@@ -10,9 +10,10 @@ from resources.lakehouse import LakehouseResource
 
 
 def all_models() -> tuple[Model, ...]:
-    from c360_assets.usage import USAGE_MODELS
+    """Every SQL model, domain by domain (each domain module declares a ``MODELS`` tuple)."""
+    from c360_assets import billing, close, customers, risk, usage
 
-    return USAGE_MODELS
+    return usage.MODELS + customers.MODELS + billing.MODELS + risk.MODELS + close.MODELS
 
 
 def build_definitions(lakehouse: LakehouseResource | None = None) -> dg.Definitions:

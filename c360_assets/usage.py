@@ -58,7 +58,7 @@ def _remapped_days(
     }
 
 
-USAGE_MODELS = (
+MODELS = (
     Model(
         name="stg_usage_events",
         layer="staging",
