@@ -11,6 +11,9 @@ INSTANCE_YAML = """\
 # Written by c360: one run at a time, so Iceberg commits from the daemon never race each other.
 run_queue:
   max_concurrent_runs: 1
+run_retries:
+  enabled: true
+  max_retries: 2
 telemetry:
   enabled: false
 """
@@ -59,15 +62,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_stack(args: argparse.Namespace) -> int:
     from c360_assets import stack
 
-    if args.action == "up":
-        stack.up()
-    elif args.action == "down":
-        stack.down()
-    elif args.action == "status":
-        for name, value in stack.status().items():
-            print(f"{name}: {value}")
-    else:
-        print("\n".join(stack.env_lines()))
+    try:
+        if args.action == "up":
+            stack.up()
+        elif args.action == "down":
+            stack.down()
+        elif args.action == "status":
+            print(stack.format_status(stack.status()))
+        else:
+            print("\n".join(stack.env_lines()))
+    except stack.StackError as error:
+        print(f"c360 stack {args.action}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -109,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--regenerate", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    from c360_assets.close import add_close_month_command
+
+    add_close_month_command(sub)
 
     stack = sub.add_parser("stack", help="the serving stack: PostgreSQL catalog + Trino")
     stack.add_argument("action", choices=["up", "down", "status", "env"])

@@ -17,10 +17,15 @@ def all_models() -> tuple[Model, ...]:
 
 
 def build_definitions(lakehouse: LakehouseResource | None = None) -> dg.Definitions:
+    from c360_assets import close
+
     models = all_models()
     return dg.Definitions(
-        assets=[ingest_landing, *(build_model_asset(m) for m in models)],
+        assets=[ingest_landing, *(build_model_asset(m) for m in models), *close.ASSETS],
         jobs=build_jobs(models),
         sensors=build_sensors(models),
         resources={"lakehouse": lakehouse or LakehouseResource.from_env()},
+        # steps run one after another in the run's process: no per-step process start-up, and
+        # no two steps of a run committing to the catalog at once
+        executor=dg.in_process_executor,
     )

@@ -16,7 +16,7 @@ import dagster as dg
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue
 
-from c360_assets.partitions import PARTITIONS, window_of
+from c360_assets.partitions import PARTITIONS, advance, window_of
 from c360_assets.sqlmodel import Read, SqlSession, between, open_model_session, sql_text
 from resources.lakehouse import LakehouseResource
 
@@ -47,6 +47,9 @@ class Model:
         None
     )
     extra_deps: tuple[str, ...] = field(default=())
+    # partitions after the window whose rows depend on the window's data (e.g. trailing baselines
+    # of the following days): each build also rewrites them, so late data never leaves them stale
+    rebuild_ahead: int = 0
 
     @property
     def table(self) -> str:
@@ -55,6 +58,53 @@ class Model:
     @property
     def sql_path(self) -> str:
         return f"{self.layer}/{self.name}"
+
+
+AfterWrite = Callable[[LakehouseResource, SqlSession, pa.Table, int | None], Mapping]
+
+
+def months_of_changed_rows(table: str, columns: tuple[str, ...]) -> AfterWrite:
+    """An ``after_write`` hook for an unpartitioned model that monthly facts read.
+
+    Rows that differ from the previous build (compared on the columns both builds have) report
+    the UTC months of their ``columns`` (old and new values) as ``touched_months``; the planner
+    rebuilds from the earliest of them through the latest month built. The first build reports
+    none: the ingestion of its inputs already touched their months.
+    """
+
+    def hook(
+        lakehouse: LakehouseResource, session: SqlSession, result: pa.Table, before: int | None
+    ) -> dict:
+        months: list[dt.date] = []
+        changed = 0
+        if before is not None:
+            previous = lakehouse.scan(table, snapshot_id=before)
+            session.register("previous_output", previous)
+            common = ", ".join(c for c in result.column_names if c in previous.column_names)
+            session.register(
+                "changed_rows",
+                session.query(
+                    f"(select {common} from model_output except select {common} "
+                    f"from previous_output) union all (select {common} from previous_output "
+                    f"except select {common} from model_output)"
+                ),
+            )
+            changed = session.query("select count(*) as n from changed_rows").to_pylist()[0]["n"]
+            union = " union ".join(
+                f"select date_trunc('month', {c})::date as month from changed_rows" for c in columns
+            )
+            months = [
+                r["month"]
+                for r in session.query(
+                    f"select distinct month from ({union}) where month is not null order by 1"
+                ).to_pylist()
+            ]
+        return {
+            "changed_rows": changed,
+            "touched_months": dg.MetadataValue.json([m.isoformat() for m in months]),
+        }
+
+    return hook
 
 
 def asset_key_for_table(table: str) -> dg.AssetKey:
@@ -86,6 +136,39 @@ def _check_result(
     )
 
 
+def run_checks(session: SqlSession, model: Model) -> list[dg.AssetCheckResult]:
+    """The model's checks over ``model_output`` (and its inputs) in an open session."""
+    return [
+        _check_result(session, "grain_is_unique", grain_check_sql(model.grain), True, "ERROR")
+    ] + [
+        _check_result(session, c.name, sql_text(f"checks/{c.name}"), c.blocking, c.severity)
+        for c in model.checks
+    ]
+
+
+def check_stored_partition(
+    lakehouse: LakehouseResource, model: Model, window: tuple[dt.date, dt.date] | None
+) -> list[dg.AssetCheckResult]:
+    """Re-run the model's checks on what its table holds now for ``window`` (no rebuild).
+
+    Only the inputs the check SQL names are scanned.
+    """
+    check_sql = " ".join(sql_text(f"checks/{c.name}") for c in model.checks)
+    reads = {name: read for name, read in model.reads.items() if name in check_sql}
+    with open_model_session(lakehouse, reads, window) as session:
+        where = between(model.partition_column, *window) if window else AlwaysTrue()
+        session.register("model_output", lakehouse.scan(model.table, where))
+        return run_checks(session, model)
+
+
+def build_window(context: dg.AssetExecutionContext, model: Model) -> tuple[dt.date, dt.date] | None:
+    """The dates a build covers: the run's partitions plus ``rebuild_ahead`` partitions."""
+    if not model.partitioning:
+        return None
+    start, end = window_of(context)
+    return start, advance(end, model.partitioning, model.rebuild_ahead)
+
+
 def _dep(model: Model, read: Read) -> dg.AssetDep:
     key = asset_key_for_table(read.table)
     if read.lookback_days and model.partitioning == "daily":
@@ -113,8 +196,13 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
         dg.AssetCheckSpec(c.name, asset=model.name, blocking=c.blocking, description=c.description)
         for c in model.checks
     ]
-    deps = [_dep(model, read) for read in model.reads.values()]
-    deps += [dg.AssetDep(name) for name in model.extra_deps]
+    # a model reading its own previous output (e.g. to keep first-seen times) does not depend on
+    # it; a table read twice (e.g. now and as of a tag) is one dependency
+    by_table: dict[str, dg.AssetDep] = {}
+    for read in model.reads.values():
+        if read.table != model.table:
+            by_table.setdefault(read.table, _dep(model, read))
+    deps = [*by_table.values(), *(dg.AssetDep(name) for name in model.extra_deps)]
     description = model.description or sql_text(model.sql_path).split("\nwith", 1)[0]
 
     @dg.asset(
@@ -129,7 +217,7 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
         metadata={"table": model.table, "grain": ", ".join(model.grain)},
     )
     def _asset(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
-        window = window_of(context) if partitions_def else None
+        window = build_window(context, model)
         with open_model_session(lakehouse, model.reads, window) as session:
             result = session.query(sql_text(model.sql_path))
             where = between(model.partition_column, *window) if window else AlwaysTrue()
@@ -137,14 +225,7 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
             partition_by = (model.partition_column,) if model.partition_column else ()
             lakehouse.replace_where(model.table, result, where, partition_by)
             session.register("model_output", result)
-            checks = [
-                _check_result(
-                    session, "grain_is_unique", grain_check_sql(model.grain), True, "ERROR"
-                )
-            ] + [
-                _check_result(session, c.name, sql_text(f"checks/{c.name}"), c.blocking, c.severity)
-                for c in model.checks
-            ]
+            checks = run_checks(session, model)
             extra = (
                 dict(model.after_write(lakehouse, session, result, before))
                 if model.after_write

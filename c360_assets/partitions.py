@@ -57,6 +57,13 @@ def _next(day: dt.date, step: str) -> dt.date:
     return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
+def advance(day: dt.date, step: str, count: int = 1) -> dt.date:
+    """The partition start ``count`` partitions after ``day`` (a partition start)."""
+    for _ in range(count):
+        day = _next(day, step)
+    return day
+
+
 def partition_key(day: dt.date, step: str = "daily") -> str:
     return day.isoformat() if step == "daily" else day.replace(day=1).isoformat()
 

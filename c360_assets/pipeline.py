@@ -4,20 +4,23 @@ Four jobs, run in this order on a change:
 1. ``ingest_job``  — landing files -> raw tables (unpartitioned);
 2. ``refresh_job`` — unpartitioned staging/core/marts models (billing, CRM, identity, dims);
 3. ``daily_job``   — daily-partitioned models, for exactly the days touched (contiguous ranges);
-4. ``monthly_job`` — monthly-partitioned models, for exactly the months touched.
+4. ``monthly_job`` — monthly-partitioned models, for the months touched, widened to one span
+   through the last month built (see ``plan.month_span``).
 
-Days touched come from the ``touched_dates`` metadata of usage ingestion and identity changes.
+Days touched come from the ``touched_dates`` metadata of usage ingestion and of unpartitioned
+models whose change re-derives past days (identity, subscription coverage).
 Months touched come from ``touched_months`` metadata (billing ingestion, unpartitioned models
 such as the customer dimension) and from the month of every daily partition rebuilt.
 """
 
+import datetime as dt
 from collections.abc import Sequence
 
 import dagster as dg
 
 from c360_assets.models import Model
 from c360_assets.partitions import daily_partitions, monthly_partitions
-from c360_assets.plan import Touched, touched_since
+from c360_assets.plan import Touched, latest_storage_id, month_span, touched_since
 from c360_assets.sources import SOURCES, USAGE
 
 RAW_KEYS = [dg.AssetKey(s.asset_name) for s in SOURCES]
@@ -47,8 +50,10 @@ def build_jobs(models: Sequence[Model]) -> list:
 
 
 def trigger_keys(models: Sequence[Model], stage: str) -> list[dg.AssetKey]:
-    if stage == "daily":
-        return DAY_TRIGGERS
+    if stage == "daily":  # unpartitioned models report days only when their change needs it
+        return DAY_TRIGGERS + [
+            dg.AssetKey(n) for n in _names(models, None) if dg.AssetKey(n) not in DAY_TRIGGERS
+        ]
     non_usage_raw = [k for k in RAW_KEYS if k != dg.AssetKey(USAGE.asset_name)]
     derived = [dg.AssetKey(n) for n in _names(models, None) + _names(models, "daily")]
     return non_usage_raw + derived
@@ -57,7 +62,37 @@ def trigger_keys(models: Sequence[Model], stage: str) -> list[dg.AssetKey]:
 def touched(
     instance: dg.DagsterInstance, models: Sequence[Model], stage: str, cursor: dict[str, int]
 ) -> Touched:
-    """What ``stage`` must rebuild: every trigger materialization after ``cursor``."""
-    return touched_since(
-        instance, trigger_keys(models, stage), cursor, partition_months=stage == "monthly"
+    """What ``stage`` must rebuild: every trigger materialization after ``cursor``.
+
+    Months are widened to one span through the last month built (``plan.month_span``).
+    Raw ingestions count only once every unpartitioned model (identity, dimensions) has been
+    refreshed after them, so a partition is never built against a stale or missing mapping.
+    """
+    bound = refreshed_through(instance, models)
+    found = touched_since(
+        instance,
+        trigger_keys(models, stage),
+        cursor,
+        partition_months=stage == "monthly",
+        until={key: bound for key in RAW_KEYS},
     )
+    if stage == "monthly":
+        found.months = month_span(found.months, last_month_built(instance, models))
+    return found
+
+
+def refreshed_through(instance: dg.DagsterInstance, models: Sequence[Model]) -> int:
+    """The storage id up to which every unpartitioned model has caught up with ingestion."""
+    return min(
+        (latest_storage_id(instance, dg.AssetKey(n)) for n in _names(models, None)), default=0
+    )
+
+
+def last_month_built(instance: dg.DagsterInstance, models: Sequence[Model]) -> dt.date | None:
+    """The latest month partition any monthly model has materialized."""
+    built = [
+        dt.date.fromisoformat(key)
+        for name in _names(models, "monthly")
+        for key in instance.get_materialized_partitions(dg.AssetKey(name))
+    ]
+    return max(built, default=None)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from c360_assets.partitions import month_of
+from c360_assets.partitions import END_DAY, FIRST_DAY, advance, month_of
 
 PAGE = 1000
 
@@ -35,16 +35,25 @@ def _dates(value: object) -> list[dt.date]:
     return [dt.date.fromisoformat(d) for d in (data or [])]
 
 
+def latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
+    """Storage id of the asset's latest materialization (0 when it has none)."""
+    page = instance.fetch_materializations(key, limit=1)
+    return page.records[0].storage_id if page.records else 0
+
+
 def touched_since(
     instance: dg.DagsterInstance,
     keys: list[dg.AssetKey],
     cursor: dict[str, int],
     partition_months: bool = False,
+    until: dict[dg.AssetKey, int] | None = None,
 ) -> Touched:
     """Days and months named by every materialization of ``keys`` after ``cursor``.
 
     ``cursor`` maps an asset key (``to_user_string``) to the last storage id already handled.
     With ``partition_months`` a daily partition's materialization touches its month.
+    ``until`` holds a key's records after a storage id back (they stay after the cursor), e.g.
+    raw ingestions that the unpartitioned models have not caught up with yet.
     """
     touched = Touched(cursor=dict(cursor))
     for key in keys:
@@ -56,7 +65,11 @@ def touched_since(
                 limit=PAGE,
                 ascending=True,
             )
+            limit = (until or {}).get(key)
+            held = [r for r in page.records if limit is not None and r.storage_id > limit]
             for record in page.records:
+                if held and record.storage_id >= held[0].storage_id:
+                    break
                 materialization = record.asset_materialization
                 metadata = materialization.metadata if materialization else {}
                 touched.days.update(_dates(metadata.get("touched_dates")))
@@ -64,8 +77,32 @@ def touched_since(
                 if partition_months and materialization and materialization.partition:
                     touched.months.add(month_of(dt.date.fromisoformat(materialization.partition)))
                 after = record.storage_id
-            if not page.has_more:
+            if held or not page.has_more:
                 break
         if after is not None:
             touched.cursor[name] = after
     return touched
+
+
+def month_span(months: set[dt.date], last_built: dt.date | None) -> set[dt.date]:
+    """Every month from the earliest touched month through the latest of the touched months and
+    the last month built (from the month after it when that is earlier than every touched one).
+
+    A customer-month fact runs without gaps from each customer's first activity through one
+    global end month, so a change in month M can add or change rows in any later month (a new
+    first activity, an effective-dated attribute), and a new end month adds rows to every month
+    up to it. Months before the partition range count as its first month (a change that old
+    reaches into the range); months after it are dropped.
+    """
+    first, end = month_of(FIRST_DAY), month_of(END_DAY)
+    inside = {max(m, first) for m in months if m < end}
+    if not inside:
+        return set()
+    low, high = min(inside), max(inside)
+    if last_built is not None:
+        low, high = min(low, advance(last_built, "monthly")), max(high, last_built)
+    span = set()
+    while low <= high:
+        span.add(low)
+        low = advance(low, "monthly")
+    return span

@@ -7,6 +7,7 @@ last storage id seen, so a tick can never fire the same request twice.
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 
 import dagster as dg
@@ -18,7 +19,7 @@ from c360_assets.pipeline import RAW_KEYS, touched
 from c360_assets.plan import touched_since
 from resources.lakehouse import LakehouseResource
 
-INTERVAL_SECONDS = 30
+INTERVAL_SECONDS = int(os.environ.get("C360_SENSOR_INTERVAL_SECONDS", "30"))
 
 
 def landing_listing_digest(lakehouse: LakehouseResource) -> str:

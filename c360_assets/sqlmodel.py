@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from pyiceberg.expressions import (
+    AlwaysFalse,
     AlwaysTrue,
     And,
     BooleanExpression,
@@ -22,6 +23,7 @@ from pyiceberg.expressions import (
     LessThan,
 )
 
+from c360_assets.partitions import advance, month_of
 from resources.lakehouse import LakehouseResource
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -34,6 +36,12 @@ class Read:
 
     ``window_column`` is filtered to the partition's window widened by ``lookback_days`` before
     it (for trailing baselines) and ``lookahead_days`` after it.
+
+    ``at_tag`` reads the table as of an Iceberg tag instead of its current snapshot. A ``{month}``
+    in the tag name (``YYYY-MM``) reads each month of the window from its own tag, restricted to
+    that month of ``window_column``; a month without its tag contributes no rows.
+    ``missing_as`` is the schema read (empty) while the table does not exist yet, e.g. a model
+    reading its own previous output.
     """
 
     table: str
@@ -41,6 +49,8 @@ class Read:
     lookback_days: int = 0
     lookahead_days: int = 0
     columns: tuple[str, ...] = ("*",)
+    at_tag: str | None = None
+    missing_as: pa.Schema | None = None
 
     def row_filter(self, window: tuple[dt.date, dt.date] | None) -> BooleanExpression:
         if window is None or self.window_column is None:
@@ -103,14 +113,40 @@ def open_model_session(
     params: Mapping[str, object] | None = None,
 ) -> SqlSession:
     """Scan each input from Iceberg (the window pushed down) into a fresh DuckDB session."""
-    inputs = {
-        name: lakehouse.scan(read.table, read.row_filter(window), read.columns)
-        for name, read in reads.items()
-    }
+    inputs = {name: _scan(lakehouse, read, window) for name, read in reads.items()}
     all_params = dict(params or {})
     if window is not None:
         all_params.update(window_start=window[0], window_end=window[1])
     return SqlSession(inputs, all_params)
+
+
+def _scan(
+    lakehouse: LakehouseResource, read: Read, window: tuple[dt.date, dt.date] | None
+) -> pa.Table:
+    if read.missing_as is not None and not lakehouse.table_exists(read.table):
+        return read.missing_as.empty_table()
+    if read.at_tag is None:
+        return lakehouse.scan(read.table, read.row_filter(window), read.columns)
+    if "{month}" not in read.at_tag:
+        snapshot_id = lakehouse.tag_snapshot_id(read.table, read.at_tag)
+        if snapshot_id is None:
+            return lakehouse.scan(read.table, AlwaysFalse(), read.columns)
+        return lakehouse.scan(read.table, read.row_filter(window), read.columns, snapshot_id)
+    if window is None or read.window_column is None:
+        raise ValueError(f"{read.table}: a per-month tag needs a window and a window_column")
+    parts = []
+    month = month_of(window[0])
+    while month < window[1]:
+        following = advance(month, "monthly")
+        tag = read.at_tag.format(month=f"{month:%Y-%m}")
+        snapshot_id = lakehouse.tag_snapshot_id(read.table, tag)
+        if snapshot_id is not None:
+            month_filter = between(read.window_column, month, following)
+            parts.append(lakehouse.scan(read.table, month_filter, read.columns, snapshot_id))
+        month = following
+    if not parts:
+        return lakehouse.scan(read.table, AlwaysFalse(), read.columns)
+    return pa.concat_tables(parts, promote_options="permissive")
 
 
 def run_sql(

@@ -4,6 +4,7 @@ Every asset reads and writes Iceberg through this resource. Writes come in two k
 - ``replace_where``: replace exactly the rows matching a filter (a partition) — repeatable;
 - ``append_batch``: append guarded by a batch id stored in the snapshot summary, so a retried
   step never appends the same batch twice.
+Besides data, ``create_tag`` names a snapshot (a month close) so it stays readable forever.
 """
 
 import functools
@@ -142,6 +143,13 @@ class LakehouseResource(dg.ConfigurableResource):
         snapshot = self.load(identifier).current_snapshot()
         return snapshot.snapshot_id if snapshot else None
 
+    def tag_snapshot_id(self, identifier: str, tag: str) -> int | None:
+        """The snapshot a tag points to, or None when the table or the tag does not exist."""
+        if not self.table_exists(identifier):
+            return None
+        ref = self.load(identifier).refs().get(tag)
+        return ref.snapshot_id if ref is not None and ref.snapshot_ref_type == "tag" else None
+
     def batch_ids(self, identifier: str) -> set[str]:
         """Batch ids already committed to a table (from its snapshot summaries)."""
         if not self.table_exists(identifier):
@@ -169,6 +177,10 @@ class LakehouseResource(dg.ConfigurableResource):
         data = data.select(table.schema().column_names) if data.num_columns else data
         table.append(data, snapshot_properties={BATCH_PROPERTY: batch_id})
         return True
+
+    def create_tag(self, identifier: str, tag: str, snapshot_id: int) -> None:
+        """Tag a snapshot (kept until the tag is removed: readable by time travel)."""
+        self.load(identifier).manage_snapshots().create_tag(snapshot_id, tag).commit()
 
     def replace_where(
         self,

@@ -2,6 +2,7 @@
 landing zone, Dagster instance) and helpers to drop landing files and run the pipeline."""
 
 import csv
+import datetime as dt
 import gzip
 import json
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ import dagster as dg
 from c360_assets.definitions import all_models, build_definitions
 from c360_assets.runner import RunReport, run_pipeline
 from resources.lakehouse import LakehouseResource
+
+EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass
@@ -62,6 +65,9 @@ class Lake:
         table = self.lakehouse.load(identifier)
         files: dict[str, set[str]] = {}
         for task in table.scan().plan_files():
-            key = str(task.file.partition[0]) if len(task.file.partition) else ""
+            value = task.file.partition[0] if len(task.file.partition) else ""
+            if isinstance(value, int):  # identity partition on a date: days since 1970-01-01
+                value = (EPOCH + dt.timedelta(days=value)).isoformat()
+            key = str(value)
             files.setdefault(key, set()).add(task.file.file_path)
         return files

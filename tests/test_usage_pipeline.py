@@ -1,5 +1,11 @@
 """Usage events from landing files to marts.fct_usage_daily, on a real embedded lakehouse."""
 
+import json
+
+import dagster as dg
+
+from c360_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+
 
 def event(event_id, tenant, occurred_at, quantity=1, product="fraud_score"):
     return {
@@ -11,9 +17,196 @@ def event(event_id, tenant, occurred_at, quantity=1, product="fraud_score"):
     }
 
 
-def test_smoke_run(lake):
-    lake.drop("usage_events", "a.jsonl", [event("e1", "t1", "2026-10-01T10:00:00Z", 2)])
+def facts(lake) -> dict[tuple, tuple]:
+    """(usage_date, tenant, product) -> (events, units)."""
+    return {
+        (r["usage_date"].isoformat(), r["tenant_id"], r["product"]): (r["events"], r["units"])
+        for r in lake.rows("marts.fct_usage_daily")
+    }
+
+
+def test_dedupe_utc_days_and_quarantine(lake):
+    lake.drop(
+        "usage_events",
+        "2026-10-01.jsonl",
+        [
+            # 23:30 at -05:00 is 04:30 UTC the next day: it belongs to 2026-10-02
+            event("e1", "T1", "2026-10-01T23:30:00-05:00", 2),
+            # 00:30 at +02:00 is 22:30 UTC the previous day: 2026-09-30
+            event("e2", "t1", "2026-10-01T00:30:00+02:00", 3),
+            event("e3", " t1 ", "2026-10-01T12:00:00Z", 5),
+            event("e3", " t1 ", "2026-10-01T12:00:00Z", 5),  # in-file re-delivery
+            "{not json",
+            json.dumps(event("e4", "t1", "2026-10-01T12:00:00Z", "lots")),
+            json.dumps(event("e5", "t1", "2026-10-01T12:00:00Z", -1)),
+            json.dumps({"event_id": "e6", "product": "kyc_check", "occurred_at": "2026-10-01"}),
+            json.dumps(
+                {
+                    "event_id": "e7",
+                    "tenant_id": "t1",
+                    "product": "kyc_check",
+                    "occurred_at": "2026-10-01T12:00:00Z",
+                }
+            ),  # quantity defaults to 1
+        ],
+    )
+    lake.drop(
+        "usage_events",
+        "2026-10-04.jsonl.gz",
+        [
+            event("e3", "t1", "2026-10-01T12:00:00Z", 5),  # cross-file re-delivery, days later
+            event("e8", "t2", "2026-10-01T23:59:59.999999Z", 7, "device_intel"),
+        ],
+    )
     report = lake.run()
-    assert report.rebuilt["daily"] == ["2026-10-01"]
-    rows = lake.rows("marts.fct_usage_daily")
-    assert [(r["tenant_id"], r["events"], r["units"]) for r in rows] == [("t1", 1, 2)]
+    assert report.rebuilt["daily"] == ["2026-09-30", "2026-10-01", "2026-10-02"]
+    assert facts(lake) == {
+        ("2026-09-30", "t1", "fraud_score"): (1, 3),  # e2
+        ("2026-10-01", "t1", "fraud_score"): (1, 5),  # e3 once, though delivered 3 times
+        ("2026-10-01", "t1", "kyc_check"): (1, 1),  # e7, default quantity
+        ("2026-10-01", "t2", "device_intel"): (1, 7),  # e8, one microsecond before midnight
+        ("2026-10-02", "t1", "fraud_score"): (1, 2),  # e1
+    }
+    quarantine = lake.rows("raw.quarantine", order_by=("source_file", "source_line"))
+    assert [(q["source_line"], q["reason"]) for q in quarantine] == [
+        (5, "invalid JSON"),
+        (6, "wrong type for quantity"),
+        (7, "quantity below 0"),
+        (8, "missing tenant_id; wrong type for occurred_at"),
+    ]
+    assert quarantine[0]["raw_text"] == "{not json"
+    assert {q["source_file"] for q in quarantine} == {"usage_events/2026-10-01.jsonl"}
+    # rows in = rows accepted + rows quarantined, per file
+    files = {f["source_file"]: f for f in lake.rows("raw.landing_files")}
+    first = files["usage_events/2026-10-01.jsonl"]
+    assert (first["rows_in"], first["rows_accepted"], first["rows_quarantined"]) == (9, 5, 4)
+    second = files["usage_events/2026-10-04.jsonl.gz"]
+    assert (second["rows_in"], second["rows_accepted"], second["rows_quarantined"]) == (2, 2, 0)
+    staged = {r["event_id"]: r for r in lake.rows("staging.stg_usage_events")}
+    assert staged["e3"]["deliveries"] == 3
+    assert staged["e3"]["source_file"] == "usage_events/2026-10-01.jsonl"  # first delivery wins
+    assert staged["e3"]["source_line"] == 3
+
+
+def test_same_file_twice_and_repeated_run_change_nothing(lake):
+    records = [
+        event("e1", "t1", "2026-10-01T10:00:00Z", 4),
+        event("e2", "t1", "2026-10-02T10:00:00Z"),
+    ]
+    lake.drop("usage_events", "a.jsonl", records)
+    lake.run()
+    before = facts(lake)
+    snapshot = lake.lakehouse.current_snapshot_id("raw.usage_events")
+    lake.drop("usage_events", "a-copy.jsonl", records)  # same bytes, another name
+    (lake.landing / "usage_events" / "a.jsonl").touch()  # and the same file touched again
+    report = lake.run()
+    assert report.rebuilt == {"daily": [], "monthly": []}
+    assert lake.lakehouse.current_snapshot_id("raw.usage_events") == snapshot
+    assert len(lake.rows("raw.usage_events")) == 2
+    assert len(lake.rows("raw.landing_files")) == 1
+    assert (
+        facts(lake)
+        == before
+        == {
+            ("2026-10-01", "t1", "fraud_score"): (1, 4),
+            ("2026-10-02", "t1", "fraud_score"): (1, 1),
+        }
+    )
+
+
+def _materialize_days(lake, first: str, last: str) -> None:
+    job = lake.definitions().resolve_job_def("daily_job")
+    tags = {RANGE_START_TAG: first, RANGE_END_TAG: last}
+    assert job.execute_in_process(instance=lake.instance, tags=tags).success
+
+
+def test_late_file_rebuilds_only_its_day_via_sensor(lake):
+    days = ["2026-10-01", "2026-10-02", "2026-10-03"]
+    lake.drop(
+        "usage_events",
+        "d1.jsonl",
+        [event(f"e{i}", "t1", f"{day}T08:00:00Z", i + 1) for i, day in enumerate(days)],
+    )
+    lake.run()
+    files_before = lake.data_files("marts.fct_usage_daily")
+    stg_before = lake.data_files("staging.stg_usage_events")
+    assert set(files_before) == set(days)
+
+    defs = lake.definitions()
+    ingest = defs.resolve_job_def("ingest_job")
+    daily_sensor = defs.resolve_sensor_def("daily_partitions_sensor")
+    # the sensor's first tick starts from the already-handled state
+    cursor = json.dumps(
+        {
+            "raw_usage_events": max(
+                r.storage_id
+                for r in lake.instance.fetch_materializations(
+                    dg.AssetKey("raw_usage_events"), limit=100
+                ).records
+            ),
+        }
+    )
+    # two ingestions between ticks: a late event for 10-02, then one for 10-05
+    lake.drop("usage_events", "late-1.jsonl", [event("x1", "t1", "2026-10-02T23:00:00Z", 10)])
+    assert ingest.execute_in_process(instance=lake.instance).success
+    lake.drop("usage_events", "late-2.jsonl", [event("x2", "t1", "2026-10-05T01:00:00Z", 20)])
+    assert ingest.execute_in_process(instance=lake.instance).success
+
+    # the identity models have not been refreshed since: the ingestions are held back
+    context = dg.build_sensor_context(instance=lake.instance, cursor=cursor, definitions=defs)
+    assert isinstance(daily_sensor(context), dg.SkipReason)
+    refresh = defs.resolve_job_def("refresh_job")
+    assert refresh.execute_in_process(instance=lake.instance).success
+    context = dg.build_sensor_context(
+        instance=lake.instance, cursor=context.cursor, definitions=defs
+    )
+    requests = daily_sensor(context)
+    ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests)
+    assert ranges == [("2026-10-02", "2026-10-02"), ("2026-10-05", "2026-10-05")]
+    assert len({r.run_key for r in requests}) == 2
+    # a second tick with the advanced cursor requests nothing
+    again = dg.build_sensor_context(instance=lake.instance, cursor=context.cursor, definitions=defs)
+    assert isinstance(daily_sensor(again), dg.SkipReason)
+
+    for first, last in ranges:  # what the daemon launches
+        _materialize_days(lake, first, last)
+    files_after = lake.data_files("marts.fct_usage_daily")
+    assert files_after["2026-10-01"] == files_before["2026-10-01"]
+    assert files_after["2026-10-03"] == files_before["2026-10-03"]
+    assert files_after["2026-10-02"] != files_before["2026-10-02"]
+    assert lake.data_files("staging.stg_usage_events")["2026-10-01"] == stg_before["2026-10-01"]
+    assert facts(lake) == {
+        ("2026-10-01", "t1", "fraud_score"): (1, 1),
+        ("2026-10-02", "t1", "fraud_score"): (2, 12),
+        ("2026-10-03", "t1", "fraud_score"): (1, 3),
+        ("2026-10-05", "t1", "fraud_score"): (1, 20),
+    }
+
+
+def test_identity_change_rebuilds_the_remapped_tenants_days(lake):
+    lake.drop(
+        "usage_events",
+        "u.jsonl",
+        [event("e1", "t1", "2026-10-01T08:00:00Z"), event("e2", "t2", "2026-10-02T08:00:00Z")],
+    )
+    lake.run()
+    assert {r["customer_key"] for r in lake.rows("marts.fct_usage_daily")} == {"unknown"}
+    lake.drop(
+        "billing/customers",
+        "customers.csv",
+        [
+            {
+                "billing_customer_id": " CUS_9",
+                "tenant_id": "T2 ",
+                "crm_account_id": "",
+                "currency": "usd",
+                "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-01T00:00:00Z",
+            }
+        ],
+    )
+    report = lake.run()
+    assert report.rebuilt["daily"] == ["2026-10-02"]  # only t2's day
+    keys = {r["tenant_id"]: r["customer_key"] for r in lake.rows("marts.fct_usage_daily")}
+    assert keys["t1"] == "unknown"
+    assert keys["t2"] not in ("unknown", None)
