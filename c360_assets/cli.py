@@ -4,6 +4,7 @@ import argparse
 import datetime as dt
 import os
 import sys
+import warnings
 from pathlib import Path
 
 DEFAULT_DAGSTER_HOME = "./data/dagster_home"
@@ -93,6 +94,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(argparse.Namespace(quiet=False))
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    import json
+
+    from c360_assets.definitions import build_definitions
+    from c360_assets.graph import graph_snapshot, mermaid
+
+    defs = build_definitions()
+    print(mermaid(defs) if args.mermaid else json.dumps(graph_snapshot(defs), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="c360", description="Customer 360 lakehouse")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_close_month_command(sub)
 
+    graph = sub.add_parser("graph", help="print the asset graph (JSON snapshot or mermaid)")
+    graph.add_argument("--mermaid", action="store_true")
+    graph.set_defaults(func=cmd_graph)
+
     stack = sub.add_parser("stack", help="the serving stack: PostgreSQL catalog + Trino")
     stack.add_argument("action", choices=["up", "down", "status", "env"])
     stack.set_defaults(func=cmd_stack)
@@ -127,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -6,9 +6,12 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from c360_assets.partitions import contiguous_ranges, partition_key, range_tags
-from c360_assets.pipeline import STAGES, touched
+from c360_assets.pipeline import RAW_KEYS, STAGES, refreshed_through, touched
+from c360_assets.plan import latest_storage_id
 
 CURSOR_KEY = "c360/run-cursor/{stage}"
+# the runs' own event logs stay complete in the instance; the terminal shows warnings and up
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -41,7 +44,9 @@ def _execute(
     tags: dict[str, str] | None = None,
 ) -> None:
     job = defs.resolve_job_def(job_name)
-    result = job.execute_in_process(instance=instance, tags=tags or {}, raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance, tags=tags or {}, raise_on_error=False, run_config=QUIET
+    )
     label = job_name + (f" {tags}" if tags else "")
     report.runs.append(label)
     blocking = {spec.key for spec in _check_specs(defs) if spec.blocking}
@@ -64,10 +69,12 @@ def _check_specs(defs: dg.Definitions) -> list[dg.AssetCheckSpec]:
 def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, models) -> RunReport:
     """Ingest, refresh, then rebuild exactly the touched days and months."""
     report = RunReport()
-    for job_name in ("ingest_job", "refresh_job"):
-        _execute(defs, instance, job_name, report)
-        if not report.ok:
-            return report
+    _execute(defs, instance, "ingest_job", report)
+    latest_ingestion = max(latest_storage_id(instance, key) for key in RAW_KEYS)
+    if report.ok and latest_ingestion > refreshed_through(instance, models):
+        _execute(defs, instance, "refresh_job", report)
+    if not report.ok:
+        return report
     for stage in STAGES:
         found = touched(instance, models, stage, _load_cursor(instance, stage))
         parts = found.days if stage == "daily" else found.months
