@@ -1,12 +1,16 @@
 """Assemble the Dagster definitions from the domain modules (called lazily, never at import)."""
 
+import datetime as dt
+
 import dagster as dg
 
 from c360_assets.models import Model, build_model_asset
 from c360_assets.pipeline import build_jobs
 from c360_assets.raw import ingest_landing
 from c360_assets.sensors import build_sensors
+from c360_assets.sources import USAGE
 from resources.lakehouse import LakehouseResource
+from resources.trino import TrinoResource
 
 
 def all_models() -> tuple[Model, ...]:
@@ -16,16 +20,41 @@ def all_models() -> tuple[Model, ...]:
     return usage.MODELS + customers.MODELS + billing.MODELS + risk.MODELS + close.MODELS
 
 
-def build_definitions(lakehouse: LakehouseResource | None = None) -> dg.Definitions:
-    from c360_assets import close
+def freshness_checks() -> list[dg.AssetChecksDefinition]:
+    """Usage must have landed within the last 26 hours (a WARN: it watches the wall clock)."""
+    return list(
+        dg.build_last_update_freshness_checks(
+            assets=[dg.AssetKey(USAGE.asset_name)], lower_bound_delta=dt.timedelta(hours=26)
+        )
+    )
+
+
+def build_definitions(
+    lakehouse: LakehouseResource | None = None, trino: TrinoResource | None = None
+) -> dg.Definitions:
+    """Everything; with Trino (``serving``: BI views, parity checks) when ``trino`` is given, or,
+    for the environment's definitions (no ``lakehouse`` given), when C360_TRINO_HOST is set."""
+    from c360_assets import close, serving
 
     models = all_models()
-    return dg.Definitions(
+    freshness = freshness_checks()
+    defs = dg.Definitions(
         assets=[ingest_landing, *(build_model_asset(m) for m in models), *close.ASSETS],
+        asset_checks=freshness,
         jobs=build_jobs(models),
-        sensors=build_sensors(models),
+        sensors=[
+            *build_sensors(models),
+            dg.build_sensor_for_freshness_checks(
+                freshness_checks=freshness, default_status=dg.DefaultSensorStatus.RUNNING
+            ),
+        ],
         resources={"lakehouse": lakehouse or LakehouseResource.from_env()},
         # steps run one after another in the run's process: no per-step process start-up, and
         # no two steps of a run committing to the catalog at once
         executor=dg.in_process_executor,
     )
+    if trino is None and lakehouse is None:
+        trino = serving.trino_from_env()
+    if trino is None:
+        return defs
+    return dg.Definitions.merge(defs, serving.serving_definitions(models, trino))

@@ -63,42 +63,42 @@ class Model:
 AfterWrite = Callable[[LakehouseResource, SqlSession, pa.Table, int | None], Mapping]
 
 
-def months_of_changed_rows(table: str, columns: tuple[str, ...]) -> AfterWrite:
+def earliest_changed_month(table: str, columns: tuple[str, ...]) -> AfterWrite:
     """An ``after_write`` hook for an unpartitioned model that monthly facts read.
 
-    Rows that differ from the previous build (compared on the columns both builds have) report
-    the UTC months of their ``columns`` (old and new values) as ``touched_months``; the planner
-    rebuilds from the earliest of them through the latest month built. The first build reports
-    none: the ingestion of its inputs already touched their months.
+    Compares the build with the previous one (on the columns both have) and reports, as
+    ``touched_months``, the earliest UTC month of ``columns`` among the rows that differ (old
+    and new values). The planner rebuilds from it through the latest month built
+    (``plan.month_span``): a changed version, document or mapping can change every month from
+    there on, and months after the data are never reported. The first build reports nothing:
+    the ingestion of its inputs already touched their months.
     """
 
     def hook(
         lakehouse: LakehouseResource, session: SqlSession, result: pa.Table, before: int | None
     ) -> dict:
-        months: list[dt.date] = []
-        changed = 0
+        changed, months = 0, []
         if before is not None:
             previous = lakehouse.scan(table, snapshot_id=before)
             session.register("previous_output", previous)
             common = ", ".join(c for c in result.column_names if c in previous.column_names)
-            session.register(
-                "changed_rows",
-                session.query(
-                    f"(select {common} from model_output except select {common} "
-                    f"from previous_output) union all (select {common} from previous_output "
-                    f"except select {common} from model_output)"
-                ),
+            earliest = " union all ".join(
+                f"select min(date_trunc('month', {c}))::date as month from changed" for c in columns
             )
-            changed = session.query("select count(*) as n from changed_rows").to_pylist()[0]["n"]
-            union = " union ".join(
-                f"select date_trunc('month', {c})::date as month from changed_rows" for c in columns
-            )
-            months = [
-                r["month"]
-                for r in session.query(
-                    f"select distinct month from ({union}) where month is not null order by 1"
-                ).to_pylist()
-            ]
+            found = session.query(
+                f"""
+                with changed as (
+                    (select {common} from model_output except select {common} from previous_output)
+                    union all
+                    (select {common} from previous_output except select {common} from model_output)
+                )
+                select
+                    (select count(*) from changed) as changed_rows,
+                    (select min(month) from ({earliest})) as earliest_month
+                """
+            ).to_pylist()[0]
+            changed = found["changed_rows"]
+            months = [found["earliest_month"]] if found["earliest_month"] else []
         return {
             "changed_rows": changed,
             "touched_months": dg.MetadataValue.json([m.isoformat() for m in months]),
@@ -151,13 +151,15 @@ def check_stored_partition(
 ) -> list[dg.AssetCheckResult]:
     """Re-run the model's checks on what its table holds now for ``window`` (no rebuild).
 
-    Only the inputs the check SQL names are scanned.
+    Only the inputs the check SQL names are scanned, and only the grain columns of the table
+    when the grain is its only check.
     """
     check_sql = " ".join(sql_text(f"checks/{c.name}") for c in model.checks)
     reads = {name: read for name, read in model.reads.items() if name in check_sql}
+    columns = ("*",) if model.checks else model.grain
     with open_model_session(lakehouse, reads, window) as session:
         where = between(model.partition_column, *window) if window else AlwaysTrue()
-        session.register("model_output", lakehouse.scan(model.table, where))
+        session.register("model_output", lakehouse.scan(model.table, where, columns))
         return run_checks(session, model)
 
 
