@@ -42,10 +42,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from c360_assets.definitions import all_models, build_definitions
     from c360_assets.runner import run_pipeline
+    from c360_assets.serving import refresh_bi_views
 
     dagster_home()
     with dg.DagsterInstance.get() as instance:
-        report = run_pipeline(build_definitions(), instance, all_models())
+        defs = build_definitions()
+        report = run_pipeline(defs, instance, all_models())
+        if report.ok and refresh_bi_views(defs, instance) is False:  # None: no Trino configured
+            report.failed_runs.append("serving_job (Trino BI views)")
     for stage, parts in report.rebuilt.items():
         shown = ", ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
         print(f"rebuilt {len(parts)} {stage} partition(s): {shown or '-'}")
@@ -105,6 +109,12 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from c360_assets.bench import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="c360", description="Customer 360 lakehouse")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="the serving stack: PostgreSQL catalog + Trino")
     stack.add_argument("action", choices=["up", "down", "status", "env"])
     stack.set_defaults(func=cmd_stack)
+
+    bench = sub.add_parser("bench", help="benchmark c360 stage by stage against its peers")
+    from c360_assets.bench import add_cli_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

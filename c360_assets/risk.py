@@ -1,3 +1,137 @@
-"""risk domain models (see c360_assets/models.py for how a model becomes an asset)."""
+"""Risk and Sales adoption: usage anomalies (daily) and adoption trends (monthly).
 
-MODELS: tuple = ()
+``usage_anomalies`` flags usage days that spike against the key's own trailing baseline and usage
+no subscription covers. Its inputs change in two ways that re-derive past days:
+- a late event on day D: D is rebuilt by the daily job, and ``rebuild_ahead`` also rewrites
+  D+1..D+28, whose baselines include D;
+- a subscription change (a late cancellation, a corrected end date): ``int_subscription_coverage``
+  reports the usage days whose coverage changed as ``touched_dates``, so the daily job rebuilds
+  exactly those days.
+Dagster's partition status shows only the partitions a run targeted; the 28 days rewritten
+ahead are current in Iceberg even where the UI shows an older materialization.
+
+``fct_customer_adoption_monthly`` compares each customer's month with the month before; a
+rebuilt month also rewrites the month after it (whose "previous month" it is).
+"""
+
+import dagster as dg
+import pyarrow as pa
+
+from c360_assets.models import Model
+from c360_assets.sqlmodel import Read, SqlSession
+from resources.lakehouse import LakehouseResource
+
+COVERAGE = "core.int_subscription_coverage"
+TENANTS = "core.int_tenants_resolved"
+USAGE_DAILY = "marts.fct_usage_daily"
+BASELINE_DAYS = 28  # = settings.baseline_days in sql/marts/usage_anomalies.sql
+
+# usage days of tenants whose subscription coverage state changed: per subscription, a day is
+# before / covered / ended; a day's flags can change only where that state changed
+CHANGED_DAYS_SQL = """
+with
+changed as (
+    select
+        row_number() over () as change_id,
+        before.billing_customer_id as old_customer,
+        before.covered_from as old_from,
+        before.covered_until as old_until,
+        now_cov.billing_customer_id as new_customer,
+        now_cov.covered_from as new_from,
+        now_cov.covered_until as new_until
+    from model_output as now_cov
+    full outer join previous_coverage as before
+        on now_cov.subscription_id = before.subscription_id
+    where
+        now_cov.billing_customer_id is distinct from before.billing_customer_id
+        or now_cov.covered_from is distinct from before.covered_from
+        or now_cov.covered_until is distinct from before.covered_until
+),
+customers as (
+    select change_id, old_customer as billing_customer_id from changed
+    union
+    select change_id, new_customer from changed
+),
+usage_days as (
+    select distinct usage.usage_date, tenants.billing_customer_id
+    from usage_tenants as usage
+    inner join tenants on usage.tenant_id = tenants.tenant_id
+),
+states as (
+    select
+        usage_days.usage_date,
+        case
+            when customers.billing_customer_id is distinct from changed.old_customer
+                or usage_days.usage_date < changed.old_from then 'before'
+            when changed.old_until is null or usage_days.usage_date < changed.old_until
+                then 'covered'
+            else 'ended'
+        end as old_state,
+        case
+            when customers.billing_customer_id is distinct from changed.new_customer
+                or usage_days.usage_date < changed.new_from then 'before'
+            when changed.new_until is null or usage_days.usage_date < changed.new_until
+                then 'covered'
+            else 'ended'
+        end as new_state
+    from customers
+    inner join changed on customers.change_id = changed.change_id
+    inner join usage_days on customers.billing_customer_id = usage_days.billing_customer_id
+)
+select distinct usage_date from states where old_state <> new_state order by usage_date
+"""
+
+
+def _coverage_changed_days(
+    lakehouse: LakehouseResource, session: SqlSession, result: pa.Table, before: int | None
+) -> dict:
+    """Usage days whose subscription coverage differs from the previous build's."""
+    days = []
+    if before is not None and lakehouse.table_exists(USAGE_DAILY):
+        session.register("previous_coverage", lakehouse.scan(COVERAGE, snapshot_id=before))
+        session.register(
+            "usage_tenants",
+            lakehouse.scan(USAGE_DAILY, columns=("usage_date", "tenant_id")),
+        )
+        session.register(
+            "tenants",
+            lakehouse.scan(TENANTS, columns=("tenant_id", "billing_customer_id")),
+        )
+        days = [r["usage_date"] for r in session.query(CHANGED_DAYS_SQL).to_pylist()]
+    return {"touched_dates": dg.MetadataValue.json([d.isoformat() for d in days])}
+
+
+MODELS = (
+    Model(
+        name="int_subscription_coverage",
+        layer="core",
+        reads={"int_subscription_versions": Read("core.int_subscription_versions")},
+        grain=("subscription_id",),
+        after_write=_coverage_changed_days,
+    ),
+    Model(
+        name="usage_anomalies",
+        layer="marts",
+        reads={
+            "fct_usage_daily": Read(USAGE_DAILY, "usage_date", lookback_days=BASELINE_DAYS),
+            "int_tenants_resolved": Read(TENANTS),
+            "int_subscription_coverage": Read(COVERAGE),
+        },
+        grain=("usage_date", "customer_key", "tenant_id", "product"),
+        partitioning="daily",
+        partition_column="usage_date",
+        rebuild_ahead=BASELINE_DAYS,
+    ),
+    Model(
+        name="fct_customer_adoption_monthly",
+        layer="marts",
+        reads={  # the month and the month before (31 days back reach its first day)
+            "fct_customer_month": Read("marts.fct_customer_month", "month", lookback_days=31),
+            "fct_usage_daily": Read(USAGE_DAILY, "usage_date", lookback_days=31),
+        },
+        grain=("month", "customer_key"),
+        partitioning="monthly",
+        partition_column="month",
+        rebuild_ahead=1,  # the month after compares against this one
+    ),
+)

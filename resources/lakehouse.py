@@ -45,7 +45,10 @@ def _open_catalog(name: str, uri: str, warehouse: str) -> Catalog:
         sqlite_dir.mkdir(parents=True, exist_ok=True)
     if warehouse.startswith("file://"):
         Path(warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-    catalog = SqlCatalog(name, uri=uri, warehouse=warehouse)
+    # A server catalog (PostgreSQL in the stack) outlives this process's pooled connections:
+    # after `c360 stack down/up` a cached catalog would fail its first query without a ping.
+    server = {} if sqlite_dir is not None else {"pool_pre_ping": "true"}
+    catalog = SqlCatalog(name, uri=uri, warehouse=warehouse, **server)
     for namespace in NAMESPACES:
         catalog.create_namespace_if_not_exists(namespace)
     return catalog

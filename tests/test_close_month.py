@@ -1,0 +1,277 @@
+"""`c360 close-month` and marts.restatements on a real embedded lakehouse: a closed month is
+restated by late usage, a late credit note and a late CRM snapshot; closing twice is a no-op;
+a month whose blocking checks fail is refused. Expected values are worked out in the comments."""
+
+import datetime as dt
+import hashlib
+
+import dagster as dg
+import pytest
+
+from c360_assets.cli import main
+from c360_assets.close import CloseRefused, as_closed, close_month
+from c360_assets.definitions import all_models
+from c360_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+from c360_assets.runner import run_pipeline
+
+OCTOBER = dt.date(2026, 10, 1)
+RESTATEMENTS = "marts.restatements"
+
+
+def key(natural: str) -> str:
+    return hashlib.md5(natural.encode()).hexdigest()[:16]
+
+
+ANN = key("crm:acc_1")  # CRM account acc_1 -> billing customer cus_1 -> tenant t1
+BOB = key("crm:acc_2")  # CRM account acc_2 -> billing customer cus_2 -> tenant t2
+
+
+def crm(account, owner, segment, region, bid, updated_on, snapshot_on):
+    """A CRM snapshot row; the CRM's updated_at and the snapshot_at are midnights UTC."""
+    return {
+        "crm_account_id": account,
+        "account_name": f"{owner}'s company",
+        "owner_name": owner,
+        "owner_email": f"{owner.lower()}@example.com",
+        "segment": segment,
+        "region": region,
+        "billing_customer_id": bid,
+        "is_deleted": False,
+        "updated_at": f"{updated_on}T00:00:00Z",
+        "snapshot_at": f"{snapshot_on}T00:00:00Z",
+    }
+
+
+def billing_customer(bid, tenant, account, currency="USD"):
+    return {
+        "billing_customer_id": bid,
+        "tenant_id": tenant,
+        "crm_account_id": account,
+        "currency": currency,
+        "created_at": "2026-09-01T00:00:00Z",
+        "updated_at": "2026-09-01T00:00:00Z",
+    }
+
+
+def subscription(sid, bid, plan):
+    return {
+        "subscription_id": sid,
+        "billing_customer_id": bid,
+        "plan_code": plan,
+        "status": "active",
+        "monthly_fee_minor": 10000,
+        "included_units": 1000,
+        "overage_unit_price_minor": 5,
+        "started_at": "2026-09-01T00:00:00Z",
+        "ended_at": None,
+        "updated_at": "2026-09-01T00:00:00Z",
+    }
+
+
+def invoice(iid, bid, total, currency="USD"):
+    return {
+        "invoice_id": iid,
+        "billing_customer_id": bid,
+        "status": "open",
+        "currency": currency,
+        "period_start": "2026-09-01T00:00:00Z",
+        "period_end": "2026-10-01T00:00:00Z",
+        "issued_at": "2026-10-05T00:00:00Z",
+        "subtotal_minor": total,
+        "tax_minor": 0,
+        "total_minor": total,
+        "updated_at": "2026-10-05T00:00:00Z",
+    }
+
+
+def event(event_id, tenant, occurred_at, quantity):
+    return {
+        "event_id": event_id,
+        "tenant_id": tenant,
+        "product": "fraud_score",
+        "quantity": quantity,
+        "occurred_at": occurred_at,
+    }
+
+
+def drop_october(lake, bob_currency="USD"):
+    """Two customers, both on a subscription since 09-01; October usage and one invoice each."""
+    lake.drop(
+        "crm/accounts",
+        "2026-10-01.jsonl",
+        [
+            crm("acc_1", "Ann", "SMB", "NA", "cus_1", "2026-09-01", "2026-10-01"),
+            crm("acc_2", "Bob", "Mid-Market", "EMEA", "cus_2", "2026-09-01", "2026-10-01"),
+        ],
+    )
+    lake.drop(
+        "billing/customers",
+        "customers.jsonl",
+        [
+            billing_customer("cus_1", "t1", "acc_1"),
+            billing_customer("cus_2", "t2", "acc_2", bob_currency),
+        ],
+    )
+    lake.drop(
+        "billing/subscriptions",
+        "subscriptions.jsonl",
+        [subscription("sub_1", "cus_1", "growth"), subscription("sub_2", "cus_2", "starter")],
+    )
+    lake.drop(
+        "billing/invoices",
+        "invoices.jsonl",
+        [invoice("inv_1", "cus_1", 51400), invoice("inv_2", "cus_2", 20000, bob_currency)],
+    )
+    lake.drop(
+        "usage_events",
+        "usage.jsonl",
+        [
+            event("e1", "t1", "2026-10-02T10:00:00Z", 5),
+            event("e2", "t1", "2026-10-02T11:00:00Z", 5),
+            event("e3", "t1", "2026-10-02T12:00:00Z", 5),
+            event("e4", "t2", "2026-10-03T10:00:00Z", 1),
+            event("e5", "t2", "2026-10-03T11:00:00Z", 2),
+        ],
+    )
+
+
+def close(lake, month=OCTOBER):
+    return close_month(lake.lakehouse, lake.instance, lake.definitions(), all_models(), month)
+
+
+def restated(lake) -> dict[tuple, tuple]:
+    return {
+        (r["month"], r["customer_key"], r["measure"]): (r["as_closed"], r["restated"])
+        for r in lake.rows(RESTATEMENTS)
+    }
+
+
+def detected(lake) -> dict[tuple, dt.datetime]:
+    return {(r["customer_key"], r["measure"]): r["detected_at"] for r in lake.rows(RESTATEMENTS)}
+
+
+def test_a_closed_month_is_restated_by_late_data_and_stays_queryable_as_closed(lake, capsys):
+    drop_october(lake)
+    lake.run()
+
+    result = close(lake)
+    # October as reported: Ann 3 events x 5 = 15 units on 1 day, invoice 514.00 USD;
+    # Bob 2 events, 1 + 2 = 3 units, invoice 200.00 USD. Totals: 2 rows, 5 events, 18 units,
+    # 714.00 invoiced, no credits or refunds.
+    assert (result.tag, result.already_closed) == ("close-2026-10", False)
+    totals = result.totals
+    assert (totals["rows"], totals["usage_events"], totals["usage_units"]) == (2, 5, 18)
+    assert (str(totals["invoiced_usd"]), str(totals["net_revenue_usd"])) == ("714.00", "714.00")
+    (closes,) = lake.rows("marts.month_closes")
+    assert (closes["month"], closes["tag"], closes["snapshot_id"]) == (
+        OCTOBER,
+        "close-2026-10",
+        result.snapshot_id,
+    )
+    assert lake.lakehouse.load("marts.fct_customer_month").refs()["close-2026-10"].snapshot_id == (
+        result.snapshot_id
+    )
+    # the close is a materialization of the month_closes asset, with its metadata
+    (record,) = lake.instance.fetch_materializations(dg.AssetKey("month_closes"), limit=5).records
+    materialization = record.asset_materialization
+    assert materialization.partition == "2026-10-01"
+    assert materialization.metadata["tag"].value == "close-2026-10"
+
+    # Closing again is a no-op: same tag and snapshot, no second record or materialization.
+    again = close(lake)
+    assert (again.already_closed, again.snapshot_id) == (True, result.snapshot_id)
+    assert main(["close-month", "2026-10"]) == 0
+    assert "already closed" in capsys.readouterr().out
+    assert len(lake.rows("marts.month_closes")) == 1
+    assert (
+        len(lake.instance.fetch_materializations(dg.AssetKey("month_closes"), limit=5).records) == 1
+    )
+
+    # Late data for October: Ann uses 12 more units on 10-20, and a 20.00 USD credit note on
+    # inv_1 is issued 10-25. Ann's October: events 3 -> 4, units 15 -> 27, active days 1 -> 2,
+    # credits 0.00 -> 20.00, net 514.00 -> 494.00. Bob's October is unchanged: no rows for him.
+    lake.drop("usage_events", "late.jsonl", [event("e6", "t1", "2026-10-20T10:00:00Z", 12)])
+    lake.drop(
+        "billing/credit_notes",
+        "credit_notes.jsonl",
+        [
+            {
+                "credit_note_id": "cn_1",
+                "invoice_id": "inv_1",
+                "amount_minor": 2000,
+                "currency": "USD",
+                "reason": "goodwill",
+                "issued_at": "2026-10-25T00:00:00Z",
+            }
+        ],
+    )
+    lake.run()
+    usage_and_credit = {
+        (OCTOBER, ANN, "usage_events"): ("3", "4"),
+        (OCTOBER, ANN, "usage_units"): ("15", "27"),
+        (OCTOBER, ANN, "active_days"): ("1", "2"),
+        (OCTOBER, ANN, "credits_usd"): ("0.00", "20.00"),
+        (OCTOBER, ANN, "net_revenue_usd"): ("514.00", "494.00"),
+    }
+    assert restated(lake) == usage_and_credit
+    first_seen = detected(lake)
+
+    # A late CRM snapshot: Ann's account turned Mid-Market on 10-15 (the CRM's updated_at), so
+    # October's segment as of its last instant is Mid-Market. The earlier restatements keep
+    # their detection time; the new one is added.
+    lake.drop(
+        "crm/accounts",
+        "2026-11-02.jsonl",
+        [crm("acc_1", "Ann", "Mid-Market", "NA", "cus_1", "2026-10-15", "2026-11-02")],
+    )
+    lake.run()
+    assert restated(lake) == {
+        **usage_and_credit,
+        (OCTOBER, ANN, "segment"): ("SMB", "Mid-Market"),
+    }
+    now_seen = detected(lake)
+    assert {k: now_seen[k] for k in first_seen} == first_seen
+
+    # Rebuilding October again changes nothing, detection times included.
+    job = lake.definitions().resolve_job_def("monthly_job")
+    tags = {RANGE_START_TAG: "2026-10-01", RANGE_END_TAG: "2026-10-01"}
+    assert job.execute_in_process(instance=lake.instance, tags=tags).success
+    assert detected(lake) == now_seen
+
+    # The as-closed figures stay readable from the tag (time travel), unchanged.
+    frozen = {r["customer_key"]: r for r in as_closed(lake.lakehouse, OCTOBER).to_pylist()}
+    assert (frozen[ANN]["usage_units"], frozen[ANN]["segment"]) == (15, "SMB")
+    assert str(frozen[ANN]["net_revenue_usd"]) == "514.00"
+    current = {
+        r["customer_key"]: r for r in lake.rows("marts.fct_customer_month") if r["month"] == OCTOBER
+    }
+    assert current[ANN]["usage_units"] == 27
+
+
+def test_a_month_whose_blocking_checks_fail_is_refused(lake, capsys):
+    # Bob is billed in EUR and no FX rate exists: October's USD measures cannot be computed,
+    # so fct_customer_month's blocking check fx_rates_available fails for October.
+    drop_october(lake, bob_currency="EUR")
+    report = run_pipeline(lake.definitions(), lake.instance, all_models())
+    assert report.failed_checks == ["fct_customer_month:fx_rates_available"]
+
+    with pytest.raises(CloseRefused, match="fct_customer_month:fx_rates_available"):
+        close(lake)
+    assert main(["close-month", "2026-10"]) == 1
+    assert "REFUSED" in capsys.readouterr().err
+    assert lake.lakehouse.tag_snapshot_id("marts.fct_customer_month", "close-2026-10") is None
+    assert not lake.lakehouse.table_exists("marts.month_closes")
+    # a month with no facts at all is refused too
+    with pytest.raises(CloseRefused, match="no rows"):
+        close(lake, dt.date(2027, 1, 1))
+
+    # Once the rate lands the month rebuilds, its checks pass and it closes.
+    lake.drop(
+        "billing/fx_rates",
+        "rates.jsonl",
+        [{"rate_date": "2026-10-05", "currency": "EUR", "usd_per_unit": "1.10"}],
+    )
+    lake.run()
+    result = close(lake)
+    # Bob: 200.00 EUR x 1.10 = 220.00 USD; with Ann's 514.00 -> 734.00 invoiced
+    assert str(result.totals["invoiced_usd"]) == "734.00"

@@ -1,0 +1,206 @@
+"""marts.usage_anomalies on a real embedded lakehouse: spikes against the key's own trailing
+baseline, new keys, usage no subscription covers, and the late-data paths that re-judge past
+days. Expected values are worked out by hand in the comments."""
+
+import datetime as dt
+import hashlib
+
+ANOMALIES = "marts.usage_anomalies"
+DAY0 = dt.date(2026, 9, 1)
+
+
+def key(natural: str) -> str:
+    """The durable customer_key of a billing-only customer: md5('billing:<id>')[:16]."""
+    return hashlib.md5(natural.encode()).hexdigest()[:16]
+
+
+def day(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def event(event_id, tenant, on: dt.date, quantity, product="fraud_score"):
+    return {
+        "event_id": event_id,
+        "tenant_id": tenant,
+        "product": product,
+        "quantity": quantity,
+        "occurred_at": f"{on.isoformat()}T09:00:00Z",
+    }
+
+
+def billing_customer(bid, tenant):
+    return {
+        "billing_customer_id": bid,
+        "tenant_id": tenant,
+        "crm_account_id": None,
+        "currency": "USD",
+        "created_at": "2026-08-01T00:00:00Z",
+        "updated_at": "2026-08-01T00:00:00Z",
+    }
+
+
+def subscription(sid, bid, started_at, updated_at, status="active", ended_at=None):
+    return {
+        "subscription_id": sid,
+        "billing_customer_id": bid,
+        "plan_code": "growth",
+        "status": status,
+        "monthly_fee_minor": 10000,
+        "included_units": 1000,
+        "overage_unit_price_minor": 5,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "updated_at": updated_at,
+    }
+
+
+def flagged(lake) -> dict[tuple, tuple]:
+    """(usage_date, customer_key, tenant_id, product) -> (units, baseline, score, reason)."""
+    return {
+        (r["usage_date"].isoformat(), r["customer_key"], r["tenant_id"], r["product"]): (
+            r["units"],
+            r["baseline_units"],
+            r["score"],
+            r["reason"],
+        )
+        for r in lake.rows(ANOMALIES)
+    }
+
+
+def test_a_steady_customer_is_flagged_only_on_its_spike(lake):
+    lake.drop("billing/customers", "customers.jsonl", [billing_customer("cus_a", "ta")])
+    lake.drop(
+        "billing/subscriptions",
+        "subscriptions.jsonl",
+        [subscription("sub_a", "cus_a", "2026-08-01T00:00:00Z", "2026-08-01T00:00:00Z")],
+    )
+    # 40 days, 09-01 .. 10-10: 90, 100, 110, 90, ... (day i: 90 + 10 * (i % 3)); 10-05 (i = 34)
+    # has 400 instead of its ordinary 100
+    units = [90 + 10 * (i % 3) for i in range(40)]
+    units[34] = 400
+    lake.drop(
+        "usage_events",
+        "usage.jsonl",
+        [event(f"e{i}", "ta", DAY0 + dt.timedelta(days=i), u) for i, u in enumerate(units)],
+    )
+    lake.run()
+
+    # 10-05: baseline days 09-07 .. 10-04 (i = 6..33, 28 days, all with usage):
+    #   ten 90s (i % 3 = 0), nine 100s, nine 110s -> median 100;
+    #   |x - 100|: nine 0s, nineteen 10s -> MAD 10; p90 = 110 -> (110 - 100) / 1.2816 = 7.8
+    #   scale = max(1.4826 * 10, 7.8, 1) = 14.826; score = (400 - 100) / 14.826 = 20.23;
+    #   400 >= 2 * 100 -> spike.
+    # Every ordinary day: median 100 (the 400 replaces one 100), so |z| <= 10 / 14.826 < 1; the
+    # first 13 days have under 14 days of history and are not judged at all.
+    assert flagged(lake) == {
+        ("2026-10-05", key("billing:cus_a"), "ta", "fraud_score"): (400, 100.0, 20.23, "spike"),
+    }
+    (row,) = lake.rows(ANOMALIES)
+    assert (row["reasons"], row["history_days"]) == ("spike", 28)
+
+
+def test_a_new_customer_is_not_flagged_and_late_history_rejudges_later_days(lake):
+    lake.drop("billing/customers", "customers.jsonl", [billing_customer("cus_n", "tn")])
+    lake.drop(
+        "billing/subscriptions",
+        "subscriptions.jsonl",
+        [subscription("sub_n", "cus_n", "2026-09-01T00:00:00Z", "2026-09-01T00:00:00Z")],
+    )
+    start = day("2026-10-01")
+    # fraud_score: a brand-new key, bursty from day one: 10, 10, 500, 10, 10, 500, ... (13 days)
+    bursty = [500 if i % 3 == 2 else 10 for i in range(13)]
+    # device_intel: 100 a day for 20 days, 400 on 10-14 (i = 13)
+    steady = [400 if i == 13 else 100 for i in range(20)]
+    lake.drop(
+        "usage_events",
+        "usage.jsonl",
+        [
+            event(f"f{i}", "tn", start + dt.timedelta(days=i), u, "fraud_score")
+            for i, u in enumerate(bursty)
+        ]
+        + [
+            event(f"d{i}", "tn", start + dt.timedelta(days=i), u, "device_intel")
+            for i, u in enumerate(steady)
+        ],
+    )
+    lake.run()
+    # fraud_score's 500s (10-03, -06, -09, -12) have 2..11 days of history (< 14): not judged.
+    # Days before the first usage do not count as zeros, so "new" is never "spiking".
+    # device_intel on 10-14 has 13 days of history (10-01 .. 10-13): not judged either.
+    assert flagged(lake) == {}
+
+    # A late event: device_intel on 09-28. Only that day is rebuilt by the daily job, but
+    # usage_anomalies also rewrites the 28 days after it (rebuild_ahead):
+    # 10-14's baseline now runs from 09-28: 100, then 0, 0 (09-29, 09-30: no usage), then
+    # thirteen 100s -> 16 values: two 0s, fourteen 100s -> median 100, MAD 0, p90 = 100, so
+    # scale = max(0, 0, 1) = 1 and score = (400 - 100) / 1 = 300; 400 >= 2 * 100 -> spike.
+    # The other device_intel days are 100 = the median (score 0).
+    lake.drop(
+        "usage_events",
+        "late.jsonl",
+        [event("late1", "tn", day("2026-09-28"), 100, "device_intel")],
+    )
+    report = lake.run()
+    assert report.rebuilt["daily"] == ["2026-09-28"]
+    assert flagged(lake) == {
+        ("2026-10-14", key("billing:cus_n"), "tn", "device_intel"): (400, 100.0, 300.0, "spike"),
+    }
+
+
+def test_usage_without_a_subscription_and_after_a_late_cancellation(lake):
+    lake.drop(
+        "billing/customers",
+        "customers.jsonl",
+        [billing_customer("cus_c", "tc"), billing_customer("cus_d", "td")],
+    )
+    lake.drop(
+        "billing/subscriptions",
+        "subscriptions-1.jsonl",
+        [
+            subscription("sub_c", "cus_c", "2026-09-01T00:00:00Z", "2026-09-01T00:00:00Z"),
+            subscription("sub_d", "cus_d", "2026-10-12T08:00:00Z", "2026-10-12T08:00:00Z"),
+        ],
+    )
+    lake.drop(
+        "usage_events",
+        "usage.jsonl",
+        [event(f"c{d}", "tc", dt.date(2026, 10, d), 1) for d in (9, 10, 11, 12)]
+        + [event(f"d{d}", "td", dt.date(2026, 10, d), 1) for d in (11, 12)]
+        + [event("u9", "tu", day("2026-10-09"), 1)],  # tu: a tenant no customer claims
+    )
+    lake.run()
+    cus_c, cus_d = key("billing:cus_c"), key("billing:cus_d")
+    # sub_c covers every day from 09-01; sub_d covers from 10-12 (started 08:00 that day), so
+    # td's 10-11 is uncovered with nothing ended before it; tu has no subscription at all.
+    # One day of history each: no baseline, no score.
+    assert flagged(lake) == {
+        ("2026-10-11", cus_d, "td", "fraud_score"): (1, None, None, "no_active_subscription"),
+        ("2026-10-09", "unknown", "tu", "fraud_score"): (1, None, None, "no_active_subscription"),
+    }
+
+    # The cancellation arrives late: sub_c ended 10-10 at noon. 10-10 is still covered (active
+    # at some instant of it); 10-11 and 10-12 are now after the end. The coverage model reports
+    # exactly those usage days as touched, and only they are rebuilt.
+    lake.drop(
+        "billing/subscriptions",
+        "subscriptions-2.jsonl",
+        [
+            subscription(
+                "sub_c",
+                "cus_c",
+                "2026-09-01T00:00:00Z",
+                "2026-10-13T00:00:00Z",
+                status="canceled",
+                ended_at="2026-10-10T12:00:00Z",
+            )
+        ],
+    )
+    report = lake.run()
+    assert report.rebuilt["daily"] == ["2026-10-11", "2026-10-12"]
+    after_end = "usage_after_subscription_ended"
+    assert flagged(lake) == {
+        ("2026-10-11", cus_d, "td", "fraud_score"): (1, None, None, "no_active_subscription"),
+        ("2026-10-09", "unknown", "tu", "fraud_score"): (1, None, None, "no_active_subscription"),
+        ("2026-10-11", cus_c, "tc", "fraud_score"): (1, None, None, after_end),
+        ("2026-10-12", cus_c, "tc", "fraud_score"): (1, None, None, after_end),
+    }
