@@ -28,9 +28,9 @@ final as (
     select
         tenant_id,
         arg_min(
-            {'billing_customer_id': billing_customer_id, 'customer_key': customer_key},
-            {'created': created_at, 'id': billing_customer_id}
-        ) as owner,
+            { 'billing_customer_id': billing_customer_id, 'customer_key': customer_key },
+            { 'created': created_at, 'id': billing_customer_id }
+        ) as owning_customer,
         count(distinct customer_key) as claiming_customers
     from claims
     group by tenant_id
@@ -38,8 +38,8 @@ final as (
 
 select
     tenant_id,
-    owner.billing_customer_id as billing_customer_id,
-    owner.customer_key as customer_key,
+    owning_customer.billing_customer_id as billing_customer_id,
+    owning_customer.customer_key as customer_key,
     case
         when claiming_customers > 1 then 'several customers name this tenant'
     end as conflict

@@ -18,8 +18,13 @@ latest as (
                 'created_at': created_at,
                 'updated_at': updated_at
             },
-            {'updated': updated_at, 'at': _ingested_at, 'file': _source_file, 'line': _source_line}
-        ) as row
+            {
+                'updated': updated_at,
+                'at': _ingested_at,
+                'file': _source_file,
+                'line': _source_line
+            }
+        ) as latest
     from raw_billing_customers
     group by lower(trim(billing_customer_id))
 ),
@@ -27,11 +32,11 @@ latest as (
 final as (
     select
         billing_customer_id,
-        row.tenant_id as tenant_id,
-        row.crm_account_id as crm_account_id,
-        row.currency as currency,
-        row.created_at as created_at,
-        row.updated_at as updated_at
+        latest.tenant_id as tenant_id,
+        latest.crm_account_id as crm_account_id,
+        latest.currency as currency,
+        latest.created_at as created_at,
+        latest.updated_at as updated_at
     from latest
 )
 

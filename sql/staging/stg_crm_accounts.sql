@@ -23,8 +23,13 @@ versions as (
                 'is_deleted': is_deleted,
                 'snapshot_at': snapshot_at
             },
-            {'snapshot': snapshot_at, 'at': _ingested_at, 'file': _source_file, 'line': _source_line}
-        ) as row,
+            {
+                'snapshot': snapshot_at,
+                'at': _ingested_at,
+                'file': _source_file,
+                'line': _source_line
+            }
+        ) as first_seen,
         count(*)::bigint as snapshots_seen
     from raw_crm_accounts
     group by trim(crm_account_id), updated_at
@@ -34,14 +39,14 @@ final as (
     select
         crm_account_id,
         updated_at,
-        row.account_name as account_name,
-        row.owner_name as owner_name,
-        row.owner_email as owner_email,
-        row.segment as segment,
-        row.region as region,
-        row.billing_customer_id as billing_customer_id,
-        row.is_deleted as is_deleted,
-        row.snapshot_at as first_snapshot_at,
+        first_seen.account_name as account_name,
+        first_seen.owner_name as owner_name,
+        first_seen.owner_email as owner_email,
+        first_seen.segment as segment,
+        first_seen.region as region,
+        first_seen.billing_customer_id as billing_customer_id,
+        first_seen.is_deleted as is_deleted,
+        first_seen.snapshot_at as first_snapshot_at,
         snapshots_seen
     from versions
 )

@@ -21,7 +21,7 @@ first_delivery as (
                 'source_file': _source_file,
                 'source_line': _source_line
             },
-            {'at': _ingested_at, 'file': _source_file, 'line': _source_line}
+            { 'at': _ingested_at, 'file': _source_file, 'line': _source_line }
         ) as first_row,
         count(*) as deliveries
     from raw_usage_events
