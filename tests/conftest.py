@@ -1,8 +1,9 @@
-import pytest
 import dagster as dg
+import pytest
 
 from resources.lakehouse import LakehouseResource
 from tests.lake import Lake
+from tests.stack_fixture import trino_stack  # noqa: F401  (the session's real serving stack)
 
 
 @pytest.fixture
