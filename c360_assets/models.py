@@ -171,6 +171,62 @@ def build_window(context: dg.AssetExecutionContext, model: Model) -> tuple[dt.da
     return start, advance(end, model.partitioning, model.rebuild_ahead)
 
 
+def chunks(
+    window: tuple[dt.date, dt.date] | None, partitioning: str | None
+) -> list[tuple[dt.date, dt.date] | None]:
+    """The window cut into single partitions ([None] for an unpartitioned model)."""
+    if window is None or partitioning is None:
+        return [None]
+    parts, start = [], window[0]
+    while start < window[1]:
+        following = advance(start, partitioning)
+        parts.append((start, min(following, window[1])))
+        start = following
+    return parts
+
+
+def _build(
+    lakehouse: LakehouseResource, model: Model, window: tuple[dt.date, dt.date] | None
+) -> tuple[pa.Table, list[dg.AssetCheckResult], dict]:
+    """Build one window: scan, run the SQL, replace the window's rows, check, report."""
+    with open_model_session(lakehouse, model.reads, window) as session:
+        result = session.query(sql_text(model.sql_path))
+        where = between(model.partition_column, *window) if window else AlwaysTrue()
+        before = lakehouse.current_snapshot_id(model.table)
+        partition_by = (model.partition_column,) if model.partition_column else ()
+        lakehouse.replace_where(model.table, result, where, partition_by)
+        session.register("model_output", result)
+        checks = run_checks(session, model)
+        extra = (
+            dict(model.after_write(lakehouse, session, result, before)) if model.after_write else {}
+        )
+    return result, checks, extra
+
+
+def merge_checks(per_chunk: list[list[dg.AssetCheckResult]]) -> list[dg.AssetCheckResult]:
+    """One result per check over all chunks: passed only if every chunk passed."""
+    if len(per_chunk) == 1:
+        return per_chunk[0]
+    merged = []
+    for results in zip(*per_chunk, strict=True):
+        failing = [r for r in results if not r.passed]
+        first = (failing or list(results))[0]
+        violations = sum(r.metadata["violations"].value for r in results)
+        merged.append(
+            dg.AssetCheckResult(
+                check_name=first.check_name,
+                passed=not failing,
+                severity=first.severity,
+                metadata={
+                    "violations": violations,
+                    "partitions_failing": len(failing),
+                    "sample": first.metadata["sample"],
+                },
+            )
+        )
+    return merged
+
+
 def _dep(model: Model, read: Read) -> dg.AssetDep:
     key = asset_key_for_table(read.table)
     if read.lookback_days and model.partitioning == "daily":
@@ -220,23 +276,17 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
         window = build_window(context, model)
-        with open_model_session(lakehouse, model.reads, window) as session:
-            result = session.query(sql_text(model.sql_path))
-            where = between(model.partition_column, *window) if window else AlwaysTrue()
-            before = lakehouse.current_snapshot_id(model.table)
-            partition_by = (model.partition_column,) if model.partition_column else ()
-            lakehouse.replace_where(model.table, result, where, partition_by)
-            session.register("model_output", result)
-            checks = run_checks(session, model)
-            extra = (
-                dict(model.after_write(lakehouse, session, result, before))
-                if model.after_write
-                else {}
-            )
-        context.log.info(f"{model.table}: wrote {result.num_rows} rows for {window or 'all'}")
+        rows, per_chunk, extra = 0, [], {}
+        # one partition at a time: memory is bounded by the largest partition, not by the range
+        for chunk in chunks(window, model.partitioning):
+            result, checks, chunk_extra = _build(lakehouse, model, chunk)
+            rows += result.num_rows
+            per_chunk.append(checks)
+            extra.update(chunk_extra)
+            context.log.info(f"{model.table}: wrote {result.num_rows} rows for {chunk or 'all'}")
         return dg.MaterializeResult(
-            metadata={"rows": result.num_rows, **_window_metadata(window), **extra},
-            check_results=checks,
+            metadata={"rows": rows, **_window_metadata(window), **extra},
+            check_results=merge_checks(per_chunk),
         )
 
     return _asset
