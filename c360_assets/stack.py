@@ -1,7 +1,9 @@
 """The real serving stack on this machine: PostgreSQL (Iceberg JDBC catalog) + Trino 476.
 
-`up()` starts both (idempotent), `down()` stops exactly what `up()` started, `status()` reports
-and `env_lines()` returns `export NAME=value` lines pointing every other command at the stack.
+`up()` starts both (idempotent), waits until Trino reads the catalog and publishes the BI views
+(`c360_assets.serving`: unchanged views are left alone), `down()` stops exactly what `up()`
+started, `status()` reports and `env_lines()` returns `export NAME=value` lines pointing every
+other command at the stack.
 Everything binds to 127.0.0.1. State (data, etc/, logs, pid files) lives under `C360_STACK_DIR`;
 the Trino download lives under `C360_CACHE_DIR` so it survives clean clones.
 """
@@ -187,6 +189,8 @@ def up(config: StackConfig | None = None, echo: Echo = _echo) -> dict:
     ensure_postgres(cfg, echo)
     ensure_catalog(cfg, echo)
     ensure_trino(cfg, echo, trino_install)
+    wait_catalog_readable(cfg, echo)
+    publish_bi_views(cfg, echo)
     echo(f"stack up in {time.monotonic() - started:.0f} s")
     result = status(cfg)
     echo(format_status(result))
@@ -729,6 +733,46 @@ def _wait_trino_ready(cfg: StackConfig, echo: Echo) -> None:
                 )
         time.sleep(2)
     _fail_trino(cfg, f"Trino not ready after {READY_TIMEOUT_S} s ({last_error})")
+
+
+def wait_catalog_readable(cfg: StackConfig, echo: Echo = _echo, timeout_s: float = 30) -> None:
+    """Trino reads the Iceberg catalog in PostgreSQL (not only `select 1`).
+
+    After PostgreSQL restarted under a running Trino, the first catalog query fails once with
+    "Cannot check and eventually update SQL schema" (a stale pooled JDBC connection); retrying
+    here absorbs it, and a real misconfiguration (password, database) fails with its reason.
+    """
+    deadline = time.monotonic() + timeout_s
+    sql = f"select count(*) from {TRINO_CATALOG}.information_schema.schemata"
+    while True:
+        try:
+            trino_resource(cfg).query(sql)
+            return
+        except Exception as exc:  # any client/server error: retry until the deadline
+            if time.monotonic() >= deadline:
+                raise StackError(
+                    f"Trino is up but cannot read the Iceberg catalog in PostgreSQL "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
+            echo(f"waiting for Trino to read the Iceberg catalog ({type(exc).__name__})")
+            time.sleep(2)
+
+
+def publish_bi_views(cfg: StackConfig, echo: Echo = _echo) -> dict[str, str]:
+    """Create or refresh the BI views (`iceberg.bi`, sql/trino/) over the marts that exist.
+
+    A view whose marts do not exist yet is skipped (the `bi_views` asset creates it after
+    `c360 run`); an unchanged view is left as it is, so running `up` twice rewrites nothing.
+    """
+    from c360_assets.serving import create_bi_views
+
+    try:
+        outcome = create_bi_views(trino_resource(cfg))
+    except Exception as exc:  # the stack is up; say which view failed and why
+        raise StackError(f"the stack is up, but creating the BI views failed: {exc}") from exc
+    for name, state in outcome.items():
+        echo(f"view {TRINO_CATALOG}.bi.{name}: {state}")
+    return outcome
 
 
 def _fail_trino(cfg: StackConfig, reason: str) -> None:

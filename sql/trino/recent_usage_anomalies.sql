@@ -1,0 +1,71 @@
+-- bi.recent_usage_anomalies: one row per flagged (usage_date, customer_key, tenant_id, product)
+-- of marts.usage_anomalies in the last 30 UTC days of data, with the customer to call. For Risk.
+-- "Recent" is anchored on the latest usage day in marts.fct_usage_daily (latest_usage_date), not
+-- on the wall clock: the 30 days latest_usage_date - 29 .. latest_usage_date.
+-- reason is the strongest reason (usage_after_subscription_ended, no_active_subscription, spike),
+-- reasons all of them; baseline_units and score are null until the key has 14 days of history.
+-- The customer is the latest version of marts.dim_customer ('unknown' = a tenant no customer
+-- claims).
+with
+
+usage_anomalies as (
+    select * from iceberg.marts.usage_anomalies
+),
+
+fct_usage_daily as (
+    select * from iceberg.marts.fct_usage_daily
+),
+
+dim_customer as (
+    select * from iceberg.marts.dim_customer
+),
+
+latest_usage_day as (
+    select max(usage_date) as usage_date from fct_usage_daily
+),
+
+ranked_versions as (
+    select
+        *,
+        row_number() over (
+            partition by customer_key order by valid_from desc
+        ) as version_rank
+    from dim_customer
+),
+
+latest_customer_versions as (
+    select
+        customer_key,
+        account_name,
+        segment,
+        region,
+        owner_name
+    from ranked_versions
+    where version_rank = 1
+),
+
+final as (
+    select
+        anomalies.usage_date,
+        latest_usage_day.usage_date as latest_usage_date,
+        date_diff('day', anomalies.usage_date, latest_usage_day.usage_date) as days_ago,
+        anomalies.customer_key,
+        customers.account_name,
+        customers.segment,
+        customers.region,
+        customers.owner_name,
+        anomalies.tenant_id,
+        anomalies.product,
+        anomalies.units,
+        anomalies.baseline_units,
+        anomalies.score,
+        anomalies.reason,
+        anomalies.reasons
+    from usage_anomalies as anomalies
+    cross join latest_usage_day
+    left join latest_customer_versions as customers
+        on anomalies.customer_key = customers.customer_key
+    where anomalies.usage_date > latest_usage_day.usage_date - interval '30' day
+)
+
+select * from final
