@@ -111,11 +111,43 @@ def read_records(path: Path, con: duckdb.DuckDBPyConnection) -> pa.Table:
 
 # -- validation SQL, generated from the source declaration ---------------------------------------
 def _value(col: Column) -> str:
-    return f"json_extract_string(j, '$.{col.name}')"
+    """The field as text: a column of ``fields``, extracted once per record."""
+    return f'"v_{col.name}"'
 
 
 def _kind(col: Column) -> str:
-    return f"json_type(j, '$.{col.name}')"
+    """The field's JSON type: a column of ``fields``, extracted once per record."""
+    return f'"k_{col.name}"'
+
+
+def _fields_sql(source: Source) -> str:
+    """Every field's text and JSON type, from one parse each of the object (not one per use):
+    ``json_extract_string`` / ``json_type`` with a list of paths parse the document once."""
+    paths = ", ".join(f"'$.{c.name}'" for c in source.columns)
+    unpacked = ",\n        ".join(
+        f'v[{i}] as "v_{c.name}", k[{i}] as "k_{c.name}"'
+        for i, c in enumerate(source.columns, start=1)
+    )
+    return f"""
+extracted as (
+    select
+        line,
+        raw_text,
+        j,
+        json_type(j) as doc_type,
+        case when json_type(j) = 'OBJECT' then json_extract_string(j, [{paths}]) end as v,
+        case when json_type(j) = 'OBJECT' then json_type(j, [{paths}]) end as k
+    from parsed
+),
+fields as (
+    select
+        line,
+        raw_text,
+        j,
+        doc_type,
+        {unpacked}
+    from extracted
+)"""
 
 
 def _type_ok(col: Column) -> str:
@@ -186,25 +218,24 @@ parsed as (
     select line, raw_text, try(json(raw_text)) as j
     from decoded
     where raw_text is null or trim(raw_text) <> ''
-),
+),{_fields_sql(source)},
 checked as (
     select
-        line,
-        coalesce(raw_text, '') as raw_text,
-        j,
+        *,
         case
             when raw_text is null then 'not valid UTF-8'
             when j is null then 'invalid JSON'
-            when json_type(j) <> 'OBJECT' then 'not a JSON object'
+            when doc_type <> 'OBJECT' then 'not a JSON object'
             else nullif(concat_ws('; ',
                 {reasons}
             ), '')
         end as reason
-    from parsed
+    from fields
 )
 select
     line,
-    raw_text,
+    -- the raw text is kept for quarantined records only (accepted ones never read it)
+    case when reason is not null then coalesce(raw_text, '') end as raw_text,
     reason,
     case when reason is null then struct_pack(
         {typed}

@@ -11,7 +11,7 @@ marts) through the PostgreSQL JDBC catalog: nothing is copied. On top of the mar
   ``bi_views`` asset after each ``c360 run``. A view is re-created only when its file changed
   (the file's digest is kept in the view's comment), so calling it again rewrites nothing.
   Trino 476 stores these views in the Iceberg JDBC catalog itself (Iceberg view metadata,
-  ``iceberg_type = 'VIEW'`` rows; pyiceberg's SqlCatalog lists them apart from tables).
+  ``iceberg_type = 'VIEW'`` rows; pyiceberg's SqlCatalog never lists or loads them as tables).
 - **Parity**: :func:`compare_with_trino` reads a mart's row count and key sums through Trino and
   through pyiceberg + DuckDB at the same snapshot (``FOR VERSION AS OF``), so a concurrent
   commit never makes them differ. :func:`serving_definitions` turns it into a non-blocking

@@ -75,14 +75,51 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+@dataclass(frozen=True)
+class ParquetScan:
+    """An input DuckDB reads straight from the Iceberg snapshot's Parquet data files.
+
+    Used for a window read of a day-partitioned table (see ``_scan``): DuckDB streams the files
+    with only the columns the query needs, so a 30M-row day is never materialized as Arrow.
+    """
+
+    files: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type) in the table's schema order
+    where: str  # SQL predicate (the window), or "true"
+
+    def view_sql(self, con: duckdb.DuckDBPyConnection) -> str:
+        present = {
+            row[0]
+            for row in con.sql(
+                "describe select * from read_parquet($files, union_by_name = true)",
+                params={"files": list(self.files)},
+            ).fetchall()
+        }
+        select = ", ".join(
+            f'"{name}"' if name in present else f'null::{kind} as "{name}"'
+            for name, kind in self.columns
+        )
+        files = ", ".join("'" + f.replace("'", "''") + "'" for f in self.files)
+        return (
+            f"select {select} from read_parquet([{files}], union_by_name = true) where {self.where}"
+        )
+
+
 class SqlSession:
     """An in-memory DuckDB holding a model's inputs, its output (``model_output``) and params."""
 
-    def __init__(self, inputs: Mapping[str, pa.Table], params: Mapping[str, object] | None = None):
+    def __init__(
+        self,
+        inputs: Mapping[str, pa.Table | ParquetScan],
+        params: Mapping[str, object] | None = None,
+    ):
         self.con = connect()
         self.params = dict(params or {})
         for name, table in inputs.items():
-            self.con.register(name, table)
+            if isinstance(table, ParquetScan):
+                self.con.execute(f'create temp view "{name}" as {table.view_sql(self.con)}')
+            else:
+                self.con.register(name, table)
 
     def query(self, sql: str) -> pa.Table:
         """Run one select; only the parameters the SQL references are bound."""
@@ -120,12 +157,64 @@ def open_model_session(
     return SqlSession(inputs, all_params)
 
 
+def _parquet_scan(
+    lakehouse: LakehouseResource, read: Read, window: tuple[dt.date, dt.date]
+) -> ParquetScan | None:
+    """The window of a table partitioned by identity on ``read.window_column`` as Parquet files,
+    or None when Arrow is the safe path (other partitioning, delete files, no files)."""
+    from pyiceberg.io.pyarrow import schema_to_pyarrow
+    from pyiceberg.transforms import IdentityTransform
+
+    table = lakehouse.load(read.table)
+    schema = table.schema()
+    partition_sources = {
+        schema.find_column_name(f.source_id)
+        for f in table.spec().fields
+        if isinstance(f.transform, IdentityTransform)
+    }
+    if read.window_column not in partition_sources:
+        return None
+    tasks = list(table.scan(row_filter=read.row_filter(window)).plan_files())
+    if not tasks or any(task.delete_files for task in tasks):
+        return None
+    if not all(t.file.file_path.startswith(("file:///", "/")) for t in tasks):
+        return None  # object stores: pyiceberg's FileIO knows the credentials, DuckDB does not
+    arrow = schema_to_pyarrow(schema, include_field_ids=False)
+    con = connect()
+    try:
+        kinds = _duckdb_types(con, arrow)
+    finally:
+        con.close()
+    wanted = arrow.names if read.columns == ("*",) else list(read.columns)
+    start = window[0] - dt.timedelta(days=read.lookback_days)
+    end = window[1] + dt.timedelta(days=read.lookahead_days)
+    column = f'"{read.window_column}"'
+    return ParquetScan(
+        files=tuple(task.file.file_path.removeprefix("file://") for task in tasks),
+        columns=tuple((name, kinds[name]) for name in wanted),
+        where=f"{column} >= date '{start.isoformat()}' and {column} < date '{end.isoformat()}'",
+    )
+
+
+def _duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
+    """DuckDB's type for each field of an Arrow schema (as DuckDB would read that Arrow)."""
+    empty = schema.empty_table()
+    con.register("schema_probe", empty)
+    types = con.sql("select * from schema_probe").types
+    con.unregister("schema_probe")
+    return {name: str(kind) for name, kind in zip(schema.names, types, strict=True)}
+
+
 def _scan(
     lakehouse: LakehouseResource, read: Read, window: tuple[dt.date, dt.date] | None
-) -> pa.Table:
+) -> pa.Table | ParquetScan:
     if read.missing_as is not None and not lakehouse.table_exists(read.table):
         return read.missing_as.empty_table()
     if read.at_tag is None:
+        if window is not None and read.window_column is not None:
+            direct = _parquet_scan(lakehouse, read, window)
+            if direct is not None:
+                return direct
         return lakehouse.scan(read.table, read.row_filter(window), read.columns)
     if "{month}" not in read.at_tag:
         snapshot_id = lakehouse.tag_snapshot_id(read.table, read.at_tag)

@@ -56,6 +56,32 @@ class StackHandle:
 
         return SqlCatalog(self.config.catalog_name, uri=self.catalog_uri, warehouse=self.warehouse)
 
+    def reset_catalog(self) -> list[str]:
+        """Drop every table and view of the stack's Iceberg catalog (namespaces stay).
+
+        The stack is shared by the whole session, and so is its catalog: a module that runs a
+        pipeline on it starts from an empty catalog, whatever earlier modules wrote (their data
+        files stay in their own temporary warehouses). Returns what was dropped.
+        """
+        admin = self.trino()
+        views = admin.query(
+            f"select table_schema || '.' || table_name from {stack.TRINO_CATALOG}"
+            ".information_schema.tables where table_type = 'VIEW'"
+        )
+        dropped = []
+        for (view,) in views:  # pyiceberg 0.12 does not implement views: Trino drops them
+            admin.query(f"drop view {stack.TRINO_CATALOG}.{view}")
+            dropped.append(view)
+        catalog = self.catalog()
+        try:
+            for namespace in catalog.list_namespaces():
+                for identifier in catalog.list_tables(namespace):
+                    catalog.drop_table(identifier)
+                    dropped.append(".".join(identifier))
+        finally:
+            catalog.engine.dispose()
+        return dropped
+
     def up(self) -> None:
         stack.up(self.config)
 

@@ -1,6 +1,7 @@
 """The serving stack end to end on real servers: PostgreSQL Iceberg catalog + Trino 476, no mocks.
 
-One pipeline for the module (the `served` fixture): a hand-made landing zone runs through
+One pipeline for the module (the `served` fixture): on an emptied catalog (the session shares
+the stack, and earlier modules leave their tables), a hand-made landing zone runs through
 `run_pipeline` with the Iceberg catalog in the stack's PostgreSQL (temporary warehouse and
 landing zone) and Trino in the Dagster definitions, October 2026 is closed, late data arrives
 and the pipeline runs again. Then Trino must agree with pyiceberg/DuckDB on every mart, the BI
@@ -306,6 +307,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(trino_stack: StackHandle, tmp_path_factory) -> Iterator[Served]:
+    trino_stack.reset_catalog()  # the session shares the stack: start from an empty catalog
     root = tmp_path_factory.mktemp("served")
     for folder in ("landing", "dagster_home"):
         (root / folder).mkdir()

@@ -2,33 +2,70 @@
 -- Re-deliveries of an event (same event_id, in the same or a later file) collapse to the first
 -- delivery in the total order (ingested_at, source file, source line). IDs are trimmed and
 -- lower-cased. Date basis: event_date = UTC date of occurred_at.
+-- Re-deliveries are rare (well under 1 %): only the ids delivered more than once go through
+-- the arg_min, every other row passes straight through (a lean count per id, not a struct of
+-- every column per id, keeps a 30M-event day within memory).
 with
 
 raw_usage_events as (
     select * from raw_usage_events
 ),
 
-first_delivery as (
+deliveries as (
     select
         event_date,
         trim(event_id) as event_id,
-        arg_min(
-            {
-                'tenant_id': lower(trim(tenant_id)),
-                'product': lower(trim(product)),
-                'quantity': quantity,
-                'occurred_at': occurred_at,
-                'source_file': _source_file,
-                'source_line': _source_line
-            },
-            { 'at': _ingested_at, 'file': _source_file, 'line': _source_line }
-        ) as first_row,
         count(*) as deliveries
     from raw_usage_events
     group by event_date, trim(event_id)
+    having count(*) > 1
+),
+
+delivered_once as (
+    select
+        events.event_date,
+        trim(events.event_id) as event_id,
+        lower(trim(events.tenant_id)) as tenant_id,
+        lower(trim(events.product)) as product,
+        events.quantity,
+        events.occurred_at,
+        events._source_file as source_file,
+        events._source_line as source_line,
+        1::bigint as deliveries
+    from raw_usage_events as events
+    anti join deliveries
+        on
+            events.event_date = deliveries.event_date
+            and trim(events.event_id) = deliveries.event_id
+),
+
+first_of_many as (
+    select
+        events.event_date,
+        trim(events.event_id) as event_id,
+        arg_min(
+            {
+                'tenant_id': lower(trim(events.tenant_id)),
+                'product': lower(trim(events.product)),
+                'quantity': events.quantity,
+                'occurred_at': events.occurred_at,
+                'source_file': events._source_file,
+                'source_line': events._source_line
+            },
+            { 'at': events._ingested_at, 'file': events._source_file, 'line': events._source_line }
+        ) as first_row,
+        count(*)::bigint as deliveries
+    from raw_usage_events as events
+    semi join deliveries
+        on
+            events.event_date = deliveries.event_date
+            and trim(events.event_id) = deliveries.event_id
+    group by events.event_date, trim(events.event_id)
 ),
 
 final as (
+    select * from delivered_once
+    union all
     select
         event_date,
         event_id,
@@ -38,8 +75,8 @@ final as (
         first_row.occurred_at as occurred_at,
         first_row.source_file as source_file,
         first_row.source_line as source_line,
-        deliveries::bigint as deliveries
-    from first_delivery
+        deliveries
+    from first_of_many
 )
 
 select * from final
