@@ -687,9 +687,8 @@ def run_bench(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     chart = out.with_suffix(".png")
-    with contextlib.suppress(ImportError):
-        write_chart(result, chart)
-        result["chart"] = str(chart)
+    write_chart(result, chart)
+    result["chart"] = str(chart)
     echo(format_table(result))
     return result
 
