@@ -7,6 +7,9 @@ Four jobs, run in this order on a change:
 4. ``monthly_job`` — monthly-partitioned models, for the months touched, widened to one span
    through the last month built (see ``plan.month_span``).
 
+The refresh runs only when a raw table that an unpartitioned model reads has new rows: usage
+ingestion alone (the daily flow) never rebuilds the billing/CRM models.
+
 Days touched come from the ``touched_dates`` metadata of usage ingestion and of unpartitioned
 models whose change re-derives past days (identity, subscription coverage).
 Months touched come from ``touched_months`` metadata (billing ingestion, unpartitioned models
@@ -18,7 +21,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from c360_assets.models import Model
+from c360_assets.models import Model, asset_key_for_table
 from c360_assets.partitions import daily_partitions, monthly_partitions
 from c360_assets.plan import Touched, latest_storage_id, month_span, touched_since
 from c360_assets.sources import SOURCES, USAGE
@@ -69,16 +72,37 @@ def touched(
     refreshed after them, so a partition is never built against a stale or missing mapping.
     """
     bound = refreshed_through(instance, models)
+    held = RAW_KEYS if refresh_pending(instance, models) else []
     found = touched_since(
         instance,
         trigger_keys(models, stage),
         cursor,
         partition_months=stage == "monthly",
-        until={key: bound for key in RAW_KEYS},
+        until={key: bound for key in held},
     )
     if stage == "monthly":
         found.months = month_span(found.months, last_month_built(instance, models))
     return found
+
+
+def refresh_inputs(models: Sequence[Model]) -> list[dg.AssetKey]:
+    """The raw assets that unpartitioned models read (usage events are read by daily ones only)."""
+    read = {
+        asset_key_for_table(r.table)
+        for m in models
+        if m.partitioning is None
+        for r in m.reads.values()
+        if r.table.startswith("raw.")
+    }
+    return [key for key in RAW_KEYS if key in read]
+
+
+def refresh_pending(instance: dg.DagsterInstance, models: Sequence[Model]) -> bool:
+    """True when a refresh input was ingested after the unpartitioned models last caught up
+    (or they were never built)."""
+    through = refreshed_through(instance, models)
+    latest = max((latest_storage_id(instance, k) for k in refresh_inputs(models)), default=0)
+    return through == 0 or latest > through
 
 
 def refreshed_through(instance: dg.DagsterInstance, models: Sequence[Model]) -> int:

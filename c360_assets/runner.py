@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from c360_assets.partitions import contiguous_ranges, partition_key, range_tags
-from c360_assets.pipeline import RAW_KEYS, STAGES, refreshed_through, touched
-from c360_assets.plan import latest_storage_id
+from c360_assets.pipeline import STAGES, refresh_pending, touched
 
 CURSOR_KEY = "c360/run-cursor/{stage}"
 # the runs' own event logs stay complete in the instance; the terminal shows warnings and up
@@ -70,8 +69,7 @@ def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, models) -> 
     """Ingest, refresh, then rebuild exactly the touched days and months."""
     report = RunReport()
     _execute(defs, instance, "ingest_job", report)
-    latest_ingestion = max(latest_storage_id(instance, key) for key in RAW_KEYS)
-    if report.ok and latest_ingestion > refreshed_through(instance, models):
+    if report.ok and refresh_pending(instance, models):
         _execute(defs, instance, "refresh_job", report)
     if not report.ok:
         return report

@@ -15,8 +15,8 @@ import dagster as dg
 from c360_assets.ingest import FORMATS
 from c360_assets.models import Model
 from c360_assets.partitions import contiguous_ranges, partition_key, range_tags
-from c360_assets.pipeline import RAW_KEYS, touched
-from c360_assets.plan import touched_since
+from c360_assets.pipeline import RAW_KEYS, refresh_pending, touched
+from c360_assets.plan import latest_storage_id
 from resources.lakehouse import LakehouseResource
 
 INTERVAL_SECONDS = int(os.environ.get("C360_SENSOR_INTERVAL_SECONDS", "30"))
@@ -58,14 +58,13 @@ def build_sensors(models: Sequence[Model]) -> list[dg.SensorDefinition]:
         job_name="refresh_job",
         minimum_interval_seconds=INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Rebuilds the unpartitioned models after any ingestion.",
+        description="Rebuilds the unpartitioned models after an ingestion of their raw inputs.",
     )
     def refresh_sensor(context: dg.SensorEvaluationContext):
-        found = touched_since(context.instance, RAW_KEYS, _load(context.cursor))
-        last = max(found.cursor.values(), default=0)
-        if found.cursor == _load(context.cursor):
-            return dg.SkipReason("no new ingestion")
-        context.update_cursor(json.dumps(found.cursor))
+        if not refresh_pending(context.instance, models):
+            return dg.SkipReason("the unpartitioned models are up to date with their inputs")
+        # one request per ingestion state: a pending refresh is never requested twice
+        last = max(latest_storage_id(context.instance, key) for key in RAW_KEYS)
         return dg.RunRequest(run_key=f"refresh:{last}")
 
     def partition_sensor(stage: str) -> dg.SensorDefinition:

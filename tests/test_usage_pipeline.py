@@ -17,6 +17,17 @@ def event(event_id, tenant, occurred_at, quantity=1, product="fraud_score"):
     }
 
 
+def billing_customer(billing_customer_id, tenant):
+    return {
+        "billing_customer_id": billing_customer_id,
+        "tenant_id": tenant,
+        "crm_account_id": "",
+        "currency": "usd",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+
+
 def facts(lake) -> dict[tuple, tuple]:
     """(usage_date, tenant, product) -> (events, units)."""
     return {
@@ -152,14 +163,11 @@ def test_late_file_rebuilds_only_its_day_via_sensor(lake):
     lake.drop("usage_events", "late-2.jsonl", [event("x2", "t1", "2026-10-05T01:00:00Z", 20)])
     assert ingest.execute_in_process(instance=lake.instance).success
 
-    # the identity models have not been refreshed since: the ingestions are held back
+    # usage ingestion feeds no unpartitioned model: nothing to refresh, nothing held back
+    refresh_sensor = defs.resolve_sensor_def("refresh_sensor")
+    tick = dg.build_sensor_context(instance=lake.instance, definitions=defs)
+    assert isinstance(refresh_sensor(tick), dg.SkipReason)
     context = dg.build_sensor_context(instance=lake.instance, cursor=cursor, definitions=defs)
-    assert isinstance(daily_sensor(context), dg.SkipReason)
-    refresh = defs.resolve_job_def("refresh_job")
-    assert refresh.execute_in_process(instance=lake.instance).success
-    context = dg.build_sensor_context(
-        instance=lake.instance, cursor=context.cursor, definitions=defs
-    )
     requests = daily_sensor(context)
     ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests)
     assert ranges == [("2026-10-02", "2026-10-02"), ("2026-10-05", "2026-10-05")]
@@ -194,19 +202,40 @@ def test_identity_change_rebuilds_the_remapped_tenants_days(lake):
     lake.drop(
         "billing/customers",
         "customers.csv",
-        [
-            {
-                "billing_customer_id": " CUS_9",
-                "tenant_id": "T2 ",
-                "crm_account_id": "",
-                "currency": "usd",
-                "created_at": "2026-01-01T00:00:00Z",
-                "updated_at": "2026-01-01T00:00:00Z",
-            }
-        ],
+        [billing_customer(" CUS_9", "T2 ")],
     )
     report = lake.run()
     assert report.rebuilt["daily"] == ["2026-10-02"]  # only t2's day
     keys = {r["tenant_id"]: r["customer_key"] for r in lake.rows("marts.fct_usage_daily")}
     assert keys["t1"] == "unknown"
     assert keys["t2"] not in ("unknown", None)
+
+
+def test_usage_waits_for_the_refresh_a_billing_file_needs(lake):
+    lake.drop("usage_events", "d1.jsonl", [event("e1", "t1", "2026-10-01T08:00:00Z")])
+    lake.run()
+    defs = lake.definitions()
+    daily_sensor = defs.resolve_sensor_def("daily_partitions_sensor")
+    refresh_sensor = defs.resolve_sensor_def("refresh_sensor")
+    # a first tick re-requests what lake.run() built; only its cursor matters here
+    first = dg.build_sensor_context(instance=lake.instance, definitions=defs)
+    daily_sensor(first)
+    lake.drop("usage_events", "d2.jsonl", [event("e2", "t1", "2026-10-02T08:00:00Z")])
+    lake.drop("billing/customers", "c.csv", [billing_customer("cus_1", "t9")])
+    assert defs.resolve_job_def("ingest_job").execute_in_process(instance=lake.instance).success
+
+    # a billing file can remap tenants: the new usage day waits for the refresh
+    context = dg.build_sensor_context(instance=lake.instance, cursor=first.cursor, definitions=defs)
+    assert isinstance(daily_sensor(context), dg.SkipReason)
+    tick = dg.build_sensor_context(instance=lake.instance, definitions=defs)
+    request = refresh_sensor(tick)
+    assert isinstance(request, dg.RunRequest)
+    assert refresh_sensor(tick).run_key == request.run_key  # the same request, deduplicated
+
+    assert defs.resolve_job_def("refresh_job").execute_in_process(instance=lake.instance).success
+    assert isinstance(refresh_sensor(tick), dg.SkipReason)
+    context = dg.build_sensor_context(
+        instance=lake.instance, cursor=context.cursor, definitions=defs
+    )
+    ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in daily_sensor(context))
+    assert ranges == [("2026-10-02", "2026-10-02")]
