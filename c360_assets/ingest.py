@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from c360_assets.sources import Column, Source
+from c360_assets.sqlmodel import connect
 from resources.lakehouse import LakehouseResource
 
 FORMATS = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".parquet")
@@ -306,12 +307,6 @@ class _Pending:
     rows: int = 0
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("set TimeZone = 'UTC'")
-    return con
-
-
 def _known_digests(lakehouse: LakehouseResource, source: Source) -> set[str]:
     if not lakehouse.table_exists(LANDING_FILES_TABLE):
         return set()
@@ -439,15 +434,30 @@ def _commit(lakehouse: LakehouseResource, source: Source, pending: _Pending) -> 
     ).hexdigest()[:32]
     partition = ("event_date",) if source.event_time else ()
     schema = raw_schema(source)
-    accepted = pa.concat_tables([t.cast(schema) for t in pending.accepted])
-    quarantined = pa.concat_tables([t.cast(QUARANTINE_SCHEMA) for t in pending.quarantined])
-    files = pa.Table.from_pylist(
-        [{**f, "batch_id": batch_id} for f in pending.files], LANDING_FILES_SCHEMA
-    )
-    lakehouse.append_batch(source.table, accepted, batch_id, partition)
-    lakehouse.append_batch(QUARANTINE_TABLE, quarantined, batch_id)
-    # the file log is written last: a file counts as ingested only once its rows are in
-    lakehouse.append_batch(LANDING_FILES_TABLE, files, batch_id)
+    batches = {
+        source.table: (pa.concat_tables([t.cast(schema) for t in pending.accepted]), partition),
+        QUARANTINE_TABLE: (
+            pa.concat_tables([t.cast(QUARANTINE_SCHEMA) for t in pending.quarantined]),
+            (),
+        ),
+        # the file log is written last: a file counts as ingested only once its rows are in
+        LANDING_FILES_TABLE: (
+            pa.Table.from_pylist(
+                [{**f, "batch_id": batch_id} for f in pending.files], LANDING_FILES_SCHEMA
+            ),
+            (),
+        ),
+    }
+    con = connect()
+    try:
+        for table, (rows, partition_by) in batches.items():
+            con.register("batch", rows)
+            lakehouse.write_query(
+                con, table, "select * from batch", partition_by=partition_by, batch_id=batch_id
+            )
+            con.unregister("batch")
+    finally:
+        con.close()
 
 
 def _touched(
@@ -479,7 +489,7 @@ class _FileResult:
 
 def _ingest_file(source: Source, path: Path, digest: str, relpath: str, ingested_at, date_range):
     """Validate one file on its own DuckDB connection (files run in parallel threads)."""
-    con = _connect()
+    con = connect()
     try:
         accepted, quarantined, record = _validate_file(
             con, source, path, digest, relpath, ingested_at, date_range

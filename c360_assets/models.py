@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import dagster as dg
-import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue
 
 from c360_assets.partitions import PARTITIONS, advance, window_of
@@ -42,10 +41,8 @@ class Model:
     checks: tuple[SqlCheck, ...] = ()
     description: str = ""
     # extra metadata computed after the write, e.g. the partitions a change touched
-    # (lakehouse, session, result, snapshot id before the write) -> metadata
-    after_write: Callable[[LakehouseResource, SqlSession, pa.Table, int | None], Mapping] | None = (
-        None
-    )
+    # (lakehouse, session holding ``model_output``, snapshot id before the write) -> metadata
+    after_write: Callable[[LakehouseResource, SqlSession, int | None], Mapping] | None = None
     extra_deps: tuple[str, ...] = field(default=())
     # partitions after the window whose rows depend on the window's data (e.g. trailing baselines
     # of the following days): each build also rewrites them, so late data never leaves them stale
@@ -60,7 +57,7 @@ class Model:
         return f"{self.layer}/{self.name}"
 
 
-AfterWrite = Callable[[LakehouseResource, SqlSession, pa.Table, int | None], Mapping]
+AfterWrite = Callable[[LakehouseResource, SqlSession, int | None], Mapping]
 
 
 def earliest_changed_month(table: str, columns: tuple[str, ...]) -> AfterWrite:
@@ -74,14 +71,13 @@ def earliest_changed_month(table: str, columns: tuple[str, ...]) -> AfterWrite:
     the ingestion of its inputs already touched their months.
     """
 
-    def hook(
-        lakehouse: LakehouseResource, session: SqlSession, result: pa.Table, before: int | None
-    ) -> dict:
+    def hook(lakehouse: LakehouseResource, session: SqlSession, before: int | None) -> dict:
         changed, months = 0, []
         if before is not None:
             previous = lakehouse.scan(table, snapshot_id=before)
             session.register("previous_output", previous)
-            common = ", ".join(c for c in result.column_names if c in previous.column_names)
+            produced = session.query("select * from model_output limit 0").column_names
+            common = ", ".join(c for c in produced if c in previous.column_names)
             earliest = " union all ".join(
                 f"select min(date_trunc('month', {c}))::date as month from changed" for c in columns
             )
@@ -187,20 +183,18 @@ def chunks(
 
 def _build(
     lakehouse: LakehouseResource, model: Model, window: tuple[dt.date, dt.date] | None
-) -> tuple[pa.Table, list[dg.AssetCheckResult], dict]:
+) -> tuple[int, list[dg.AssetCheckResult], dict]:
     """Build one window: scan, run the SQL, replace the window's rows, check, report."""
     with open_model_session(lakehouse, model.reads, window) as session:
-        result = session.query(sql_text(model.sql_path))
         where = between(model.partition_column, *window) if window else AlwaysTrue()
         before = lakehouse.current_snapshot_id(model.table)
         partition_by = (model.partition_column,) if model.partition_column else ()
-        lakehouse.replace_where(model.table, result, where, partition_by)
-        session.register("model_output", result)
-        checks = run_checks(session, model)
-        extra = (
-            dict(model.after_write(lakehouse, session, result, before)) if model.after_write else {}
+        rows = session.write_output(
+            lakehouse, model.table, sql_text(model.sql_path), where, partition_by
         )
-    return result, checks, extra
+        checks = run_checks(session, model)
+        extra = dict(model.after_write(lakehouse, session, before)) if model.after_write else {}
+    return rows, checks, extra
 
 
 def merge_checks(per_chunk: list[list[dg.AssetCheckResult]]) -> list[dg.AssetCheckResult]:
@@ -279,11 +273,11 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
         rows, per_chunk, extra = 0, [], {}
         # one partition at a time: memory is bounded by the largest partition, not by the range
         for chunk in chunks(window, model.partitioning):
-            result, checks, chunk_extra = _build(lakehouse, model, chunk)
-            rows += result.num_rows
+            written, checks, chunk_extra = _build(lakehouse, model, chunk)
+            rows += written
             per_chunk.append(checks)
             extra.update(chunk_extra)
-            context.log.info(f"{model.table}: wrote {result.num_rows} rows for {chunk or 'all'}")
+            context.log.info(f"{model.table}: wrote {written} rows for {chunk or 'all'}")
         return dg.MaterializeResult(
             metadata={"rows": rows, **_window_metadata(window), **extra},
             check_results=merge_checks(per_chunk),

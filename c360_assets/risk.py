@@ -15,7 +15,6 @@ rebuilt month also rewrites the month after it (whose "previous month" it is).
 """
 
 import dagster as dg
-import pyarrow as pa
 
 from c360_assets.models import Model
 from c360_assets.sqlmodel import Read, SqlSession
@@ -83,7 +82,7 @@ select distinct usage_date from states where old_state <> new_state order by usa
 
 
 def _coverage_changed_days(
-    lakehouse: LakehouseResource, session: SqlSession, result: pa.Table, before: int | None
+    lakehouse: LakehouseResource, session: SqlSession, before: int | None
 ) -> dict:
     """Usage days whose subscription coverage differs from the previous build's."""
     days = []

@@ -7,7 +7,9 @@ view names declared in its :class:`Model` and may use the named parameters ``$wi
 """
 
 import datetime as dt
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from pyiceberg.expressions import (
 )
 
 from c360_assets.partitions import advance, month_of
-from resources.lakehouse import LakehouseResource
+from resources.lakehouse import LakehouseResource, duckdb_types
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
@@ -70,8 +72,15 @@ def sql_text(model_path: str) -> str:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB in UTC whose operators spill to disk past ``C360_DUCKDB_MEMORY``
+    (default 4GB): a 30M-event day is deduplicated within a bounded footprint."""
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
+    con.execute(f"set memory_limit = '{os.environ.get('C360_DUCKDB_MEMORY', '4GB')}'")
+    spill = Path(tempfile.gettempdir()) / "c360-duckdb-spill"
+    con.execute(f"set temp_directory = '{spill}'")
+    # results are unordered unless the SQL says otherwise: lets COPY write in parallel
+    con.execute("set preserve_insertion_order = false")
     return con
 
 
@@ -123,15 +132,46 @@ class SqlSession:
 
     def query(self, sql: str) -> pa.Table:
         """Run one select; only the parameters the SQL references are bound."""
+        return self.con.sql(sql, params=self._bound(sql)).to_arrow_table()
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+
+    def _bound(self, sql: str) -> dict[str, object] | None:
+        """The parameters ``sql`` references (an error names any the session lacks)."""
         wanted = set(_PARAM.findall(sql))
         missing = wanted - self.params.keys()
         if missing:
             raise ValueError(f"SQL needs parameters {sorted(missing)}")
-        bound = {k: v for k, v in self.params.items() if k in wanted}
-        return self.con.sql(sql, params=bound or None).to_arrow_table()
+        return {k: v for k, v in self.params.items() if k in wanted} or None
 
-    def register(self, name: str, table: pa.Table) -> None:
-        self.con.register(name, table)
+    def write_output(
+        self,
+        lakehouse: LakehouseResource,
+        table: str,
+        sql: str,
+        where: BooleanExpression,
+        partition_by: tuple[str, ...] = (),
+    ) -> int:
+        """Run the model's select into ``table``, replacing exactly the rows matching ``where``
+        (``LakehouseResource.write_query``: DuckDB -> Parquet -> one Iceberg commit), and expose
+        the written rows as ``model_output`` for the checks. Returns the row count."""
+        bound = self._bound(sql)
+        rows, files = lakehouse.write_query(
+            self.con, table, sql, bound, partition_by, replace=where
+        )
+        if files:
+            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            self.con.execute(
+                f"create or replace temp view model_output as "
+                f"select * from read_parquet([{listed}])"
+            )
+        elif rows == 0:
+            empty = f"select * from ({sql}\n) limit 0"
+            self.register("model_output", self.con.sql(empty, params=bound).to_arrow_table())
+        else:  # written by pyiceberg (object store): read back what the window holds now
+            self.register("model_output", lakehouse.scan(table, where))
+        return rows
 
     def close(self) -> None:
         self.con.close()
@@ -182,7 +222,7 @@ def _parquet_scan(
     arrow = schema_to_pyarrow(schema, include_field_ids=False)
     con = connect()
     try:
-        kinds = _duckdb_types(con, arrow)
+        kinds = duckdb_types(con, arrow)
     finally:
         con.close()
     wanted = arrow.names if read.columns == ("*",) else list(read.columns)
@@ -194,15 +234,6 @@ def _parquet_scan(
         columns=tuple((name, kinds[name]) for name in wanted),
         where=f"{column} >= date '{start.isoformat()}' and {column} < date '{end.isoformat()}'",
     )
-
-
-def _duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
-    """DuckDB's type for each field of an Arrow schema (as DuckDB would read that Arrow)."""
-    empty = schema.empty_table()
-    con.register("schema_probe", empty)
-    types = con.sql("select * from schema_probe").types
-    con.unregister("schema_probe")
-    return {name: str(kind) for name, kind in zip(schema.names, types, strict=True)}
 
 
 def _scan(

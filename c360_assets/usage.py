@@ -8,7 +8,6 @@ tenants' usage as touched, so exactly those days of ``fct_usage_daily`` are rebu
 import datetime as dt
 
 import dagster as dg
-import pyarrow as pa
 from pyiceberg.expressions import In
 
 from c360_assets.models import Model, SqlCheck
@@ -19,12 +18,10 @@ STG_USAGE = "staging.stg_usage_events"
 TENANTS = "core.int_tenants_resolved"
 
 
-def remapped_days(
-    lakehouse: LakehouseResource, session: SqlSession, result: pa.Table, before: int | None
-) -> dict:
+def remapped_days(lakehouse: LakehouseResource, session: SqlSession, before: int | None) -> dict:
     """Days of usage whose tenant maps to a different customer than before this build."""
-    if before is None:
-        previous = result.schema.empty_table()  # first build: every mapped tenant is new
+    if before is None:  # first build: every mapped tenant is new
+        previous = session.query("select * from model_output limit 0")
     else:
         previous = lakehouse.scan(TENANTS, snapshot_id=before)
     session.register("previous_map", previous)

@@ -9,16 +9,21 @@ Besides data, ``create_tag`` names a snapshot (a month close) so it stays readab
 
 import functools
 import os
+import shutil
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table
+from pyiceberg.types import NestedField
 
 NAMESPACES = ("raw", "staging", "core", "marts")
 BATCH_PROPERTY = "c360.batch-id"
@@ -66,6 +71,25 @@ def _normalize_arrow(table: pa.Table) -> pa.Table:
         fields.append(pa.field(field.name, kind, nullable=True))
     schema = pa.schema(fields)
     return table if schema == table.schema else table.cast(schema)
+
+
+def duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
+    """DuckDB's type for each field of an Arrow schema (as DuckDB would read that Arrow)."""
+    con.register("schema_probe", schema.empty_table())
+    types = con.sql("select * from schema_probe").types
+    con.unregister("schema_probe")
+    return {name: str(kind) for name, kind in zip(schema.names, types, strict=True)}
+
+
+def _field_id(field: NestedField) -> str:
+    """A column's Iceberg field ids in DuckDB's FIELD_IDS syntax (nested: per child)."""
+    kind = field.field_type
+    if kind.is_primitive:
+        return str(field.field_id)
+    if kind.is_struct:
+        children = ", ".join(f'"{c.name}": {_field_id(c)}' for c in kind.fields)
+        return f"{{__duckdb_field_id: {field.field_id}, {children}}}"
+    raise NotImplementedError(f"{field.name}: lists and maps are not written through DuckDB")
 
 
 class LakehouseResource(dg.ConfigurableResource):
@@ -180,6 +204,77 @@ class LakehouseResource(dg.ConfigurableResource):
         data = data.select(table.schema().column_names) if data.num_columns else data
         table.append(data, snapshot_properties={BATCH_PROPERTY: batch_id})
         return True
+
+    def write_query(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        identifier: str,
+        sql: str,
+        params: dict[str, object] | None = None,
+        partition_by: tuple[str, ...] = (),
+        *,
+        replace: BooleanExpression | None = None,
+        batch_id: str | None = None,
+    ) -> tuple[int, list[str]]:
+        """Write a DuckDB query's rows to the table: ``replace`` the rows matching a filter, or
+        append once per ``batch_id``. Returns (rows written, data files added).
+
+        DuckDB streams the rows straight into Parquet data files of the table (its Iceberg field
+        ids, types and column order; one file set per partition value), which one Iceberg commit
+        then adds (after deleting what ``replace`` matches): the rows are never materialized in
+        Python, so a 30M-event day stays within DuckDB's memory limit. A table outside this
+        machine's file system (an object store) goes through pyiceberg's writer instead.
+        """
+        shape = con.sql(f"select * from ({sql}\n) limit 0", params=params).to_arrow_table()
+        table = self.ensure_table(identifier, shape.schema, partition_by)
+        if batch_id is not None and batch_id in self.batch_ids(identifier):
+            return 0, []
+        properties = {BATCH_PROPERTY: batch_id} if batch_id is not None else {}
+        location = table.location()
+        if not location.startswith(("file://", "/")):
+            data = con.sql(sql, params=params).to_arrow_table()
+            if replace is not None:
+                self.replace_where(identifier, data, replace, partition_by, properties)
+            else:
+                self.append_batch(identifier, data, batch_id or uuid.uuid4().hex, partition_by)
+            return data.num_rows, []
+        schema = table.schema()
+        kinds = duckdb_types(con, schema_to_pyarrow(schema, include_field_ids=False))
+        select = ", ".join(
+            f'cast("{f.name}" as {kinds[f.name]}) as "{f.name}"'
+            if f.name in shape.column_names
+            else f'null::{kinds[f.name]} as "{f.name}"'
+            for f in schema.fields
+        )
+        field_ids = ", ".join(f'"{f.name}": {_field_id(f)}' for f in schema.fields)
+        # a fresh folder per write: DuckDB never writes into an existing partition folder
+        folder = Path(location.removeprefix("file://")) / "data" / f"w-{uuid.uuid4().hex}"
+        folder.mkdir(parents=True)
+        options = "format parquet, compression zstd, return_files true"
+        if partition_by:
+            columns = ", ".join(f'"{c}"' for c in partition_by)
+            target = str(folder)
+            options += f", partition_by ({columns}), write_partition_columns true"
+            options += ", filename_pattern 'c360-{uuid}'"
+        else:
+            target = str(folder / "c360-0.parquet")
+        rows, files = con.execute(
+            f"copy (select {select} from ({sql}\n)) to '{target}' "
+            f"({options}, field_ids {{{field_ids}}})",
+            params,
+        ).fetchone()
+        if not rows:
+            shutil.rmtree(folder)
+            files = []
+        with table.transaction() as tx:
+            if replace is not None:
+                tx.delete(replace, snapshot_properties=properties)
+            if files:
+                # the table's own scheme, the path as written (no percent-encoding of '=')
+                scheme = "file://" if location.startswith("file://") else ""
+                uris = [scheme + str(Path(f).resolve()) for f in files]
+                tx.add_files(uris, properties, check_duplicate_files=False)
+        return rows, list(files)
 
     def create_tag(self, identifier: str, tag: str, snapshot_id: int) -> None:
         """Tag a snapshot (kept until the tag is removed: readable by time travel)."""
