@@ -9,6 +9,17 @@ import dagster as dg
 
 from c360_assets.definitions import all_models, build_definitions
 from c360_assets.runner import run_pipeline
+from tests.records import (
+    billing_customer,
+    credit_note,
+    crm_account,
+    event,
+    fx_rate,
+    invoice,
+    line_item,
+    refund,
+    subscription,
+)
 
 USD = Decimal
 
@@ -23,114 +34,79 @@ EURO = key("billing:cus_2")  # billing-only customer, exported as "CUS_2" / "cus
 UNKNOWN = "unknown"  # tenant t9 has no billing customer
 
 
-def billing_customer(bid, tenant, currency, created_at, crm=None):
-    return {
-        "billing_customer_id": bid,
-        "tenant_id": tenant,
-        "crm_account_id": crm,
-        "currency": currency,
-        "created_at": created_at,
-        "updated_at": created_at,
-    }
-
-
-def crm(updated_at, snapshot_at, segment, bid=" CUS_1"):
-    return {
-        "crm_account_id": "acc_A",
-        "account_name": "Acme",
-        "owner_name": "Ann",
-        "owner_email": "ann@example.com",
-        "segment": segment,
-        "region": "NA",
-        "billing_customer_id": bid,
-        "is_deleted": False,
-        "updated_at": updated_at,
-        "snapshot_at": snapshot_at,
-    }
-
-
-def subscription(plan, fee, updated_at, bid="cus_1"):
-    return {
-        "subscription_id": "sub_1",
-        "billing_customer_id": bid,
-        "plan_code": plan,
-        "status": "active",
-        "monthly_fee_minor": fee,
-        "included_units": 1000,
-        "overage_unit_price_minor": 5,
-        "started_at": "2026-01-01T00:00:00Z",
-        "ended_at": None,
-        "updated_at": updated_at,
-    }
-
-
-def invoice(iid, bid, status, issued_at, subtotal, tax, updated_at, currency="USD"):
-    return {
-        "invoice_id": iid,
-        "billing_customer_id": bid,
-        "status": status,
-        "currency": currency,
-        "period_start": "2026-01-01T00:00:00Z",
-        "period_end": "2026-02-01T00:00:00Z",
-        "issued_at": issued_at,
-        "subtotal_minor": subtotal,
-        "tax_minor": tax,
-        "total_minor": subtotal + tax,
-        "updated_at": updated_at,
-    }
-
-
-def line(lid, iid, kind, amount, quantity=1, product=None, start="2026-01-01T00:00:00Z"):
-    return {
-        "line_item_id": lid,
-        "invoice_id": iid,
-        "kind": kind,
-        "product": product,
-        "quantity": quantity,
-        "unit_amount_minor": amount // quantity,
-        "amount_minor": amount,
-        "service_period_start": start,
-        "service_period_end": "2026-02-01T00:00:00Z",
-    }
-
-
-def event(event_id, tenant, occurred_at, quantity, product="fraud_score"):
-    return {
-        "event_id": event_id,
-        "tenant_id": tenant,
-        "product": product,
-        "quantity": quantity,
-        "occurred_at": occurred_at,
-    }
-
-
 def drop_scenario(lake):
     lake.drop(
         "billing/customers",
         "customers.jsonl",
         [
-            billing_customer("cus_1", "T1 ", "usd", "2025-12-15T00:00:00Z"),
-            billing_customer("CUS_2", "t2", "EUR", "2026-01-10T00:00:00Z"),
+            billing_customer(
+                billing_customer_id="cus_1",
+                tenant_id="T1 ",
+                currency="usd",
+                created_at="2025-12-15T00:00:00Z",
+            ),
+            billing_customer(
+                billing_customer_id="CUS_2",
+                tenant_id="t2",
+                currency="EUR",
+                created_at="2026-01-10T00:00:00Z",
+            ),
         ],
     )
     # two daily CRM snapshots: acc_A turns Mid-Market one second before February ends
     lake.drop(
         "crm/accounts",
         "2026-01-02.jsonl",
-        [crm("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "SMB")],
+        [
+            crm_account(
+                crm_account_id="acc_A",
+                account_name="Acme",
+                owner_name="Ann",
+                segment="SMB",
+                region="NA",
+                billing_customer_id=" CUS_1",
+                updated_at="2026-01-01T00:00:00Z",
+                snapshot_at="2026-01-02T00:00:00Z",
+            )
+        ],
     )
     lake.drop(
         "crm/accounts",
         "2026-03-01.jsonl",
-        [crm("2026-02-28T23:59:59Z", "2026-03-01T00:00:00Z", "Mid-Market")],
+        [
+            crm_account(
+                crm_account_id="acc_A",
+                account_name="Acme",
+                owner_name="Ann",
+                segment="Mid-Market",
+                region="NA",
+                billing_customer_id=" CUS_1",
+                updated_at="2026-02-28T23:59:59Z",
+                snapshot_at="2026-03-01T00:00:00Z",
+            )
+        ],
     )
     # upgraded mid-February: starter (100.00) -> growth (500.00)
     lake.drop(
         "billing/subscriptions",
         "subs.jsonl",
         [
-            subscription("starter", 10000, "2026-01-01T00:00:00Z"),
-            subscription("growth", 50000, "2026-02-15T10:00:00Z", bid=" CUS_1"),
+            subscription(
+                subscription_id="sub_1",
+                billing_customer_id="cus_1",
+                plan_code="starter",
+                monthly_fee_minor=10000,
+                started_at="2026-01-01T00:00:00Z",
+                updated_at="2026-01-01T00:00:00Z",
+            ),
+            subscription(
+                subscription_id="sub_1",
+                billing_customer_id=" CUS_1",
+                plan_code="growth",
+                monthly_fee_minor=50000,
+                started_at="2026-01-01T00:00:00Z",
+                updated_at="2026-02-15T10:00:00Z",
+            ),
         ],
     )
     lake.drop(
@@ -138,32 +114,62 @@ def drop_scenario(lake):
         "2026-02-21.jsonl",
         [
             invoice(
-                "inv_1",
-                "cus_1",
-                "open",
-                "2026-01-31T12:00:00Z",
-                10000,
-                1000,
-                "2026-01-31T12:00:00Z",
+                invoice_id="inv_1",
+                billing_customer_id="cus_1",
+                status="open",
+                period_start="2026-01-01T00:00:00Z",
+                period_end="2026-02-01T00:00:00Z",
+                issued_at="2026-01-31T12:00:00Z",
+                subtotal_minor=10000,
+                tax_minor=1000,
+                updated_at="2026-01-31T12:00:00Z",
             ),
             # issued at 00:00 UTC on Feb 1: February
             invoice(
-                "inv_2", "CUS_1", "open", "2026-02-01T00:00:00Z", 56000, 0, "2026-02-01T00:00:00Z"
+                invoice_id="inv_2",
+                billing_customer_id="CUS_1",
+                status="open",
+                period_start="2026-01-01T00:00:00Z",
+                period_end="2026-02-01T00:00:00Z",
+                issued_at="2026-02-01T00:00:00Z",
+                subtotal_minor=56000,
+                tax_minor=0,
+                updated_at="2026-02-01T00:00:00Z",
             ),
-            invoice("inv_3", "cus_1", "draft", None, 999, 0, "2026-02-02T00:00:00Z"),
             invoice(
-                "inv_4", "cus_1", "void", "2026-02-10T09:00:00Z", 5000, 0, "2026-02-11T00:00:00Z"
+                invoice_id="inv_3",
+                billing_customer_id="cus_1",
+                status="draft",
+                period_start="2026-01-01T00:00:00Z",
+                period_end="2026-02-01T00:00:00Z",
+                issued_at=None,
+                subtotal_minor=999,
+                tax_minor=0,
+                updated_at="2026-02-02T00:00:00Z",
+            ),
+            invoice(
+                invoice_id="inv_4",
+                billing_customer_id="cus_1",
+                status="void",
+                period_start="2026-01-01T00:00:00Z",
+                period_end="2026-02-01T00:00:00Z",
+                issued_at="2026-02-10T09:00:00Z",
+                subtotal_minor=5000,
+                tax_minor=0,
+                updated_at="2026-02-11T00:00:00Z",
             ),
             # 01:30 at +02:00 is 23:30 UTC on Feb 20: the Feb 20 rate applies, not Feb 21's
             invoice(
-                "inv_5",
-                "cus_2 ",
-                "open",
-                "2026-02-21T01:30:00+02:00",
-                10000,
-                0,
-                "2026-02-21T01:30:00+02:00",
+                invoice_id="inv_5",
+                billing_customer_id="cus_2 ",
+                status="open",
                 currency="eur",
+                period_start="2026-01-01T00:00:00Z",
+                period_end="2026-02-01T00:00:00Z",
+                issued_at="2026-02-21T01:30:00+02:00",
+                subtotal_minor=10000,
+                tax_minor=0,
+                updated_at="2026-02-21T01:30:00+02:00",
             ),
         ],
     )
@@ -171,49 +177,103 @@ def drop_scenario(lake):
         "billing/invoice_line_items",
         "lines.jsonl",
         [
-            line("li_1", "inv_1", "subscription", 10000),
+            line_item(
+                line_item_id="li_1",
+                invoice_id="inv_1",
+                kind="subscription",
+                amount_minor=10000,
+                service_period_start="2026-01-01T00:00:00Z",
+                service_period_end="2026-02-01T00:00:00Z",
+            ),
             # January's usage, billed on February's invoice
-            line("li_2", "inv_2", "usage", 6000, quantity=120, product="fraud_score"),
-            line("li_3", "inv_2", "subscription", 50000, start="2026-02-01T00:00:00Z"),
-            line("li_6", "inv_3", "one_off", 999),
-            line("li_4", "inv_4", "one_off", 5000),
-            line("li_5", "inv_5", "one_off", 9000),  # the header says 10000: does not tie out
-            line("li_9", "inv_404", "usage", 700, quantity=7),  # no such invoice
+            line_item(
+                line_item_id="li_2",
+                invoice_id="inv_2",
+                kind="usage",
+                product="fraud_score",
+                quantity=120,
+                amount_minor=6000,
+                service_period_start="2026-01-01T00:00:00Z",
+                service_period_end="2026-02-01T00:00:00Z",
+            ),
+            line_item(
+                line_item_id="li_3",
+                invoice_id="inv_2",
+                kind="subscription",
+                amount_minor=50000,
+                service_period_start="2026-02-01T00:00:00Z",
+                service_period_end="2026-02-01T00:00:00Z",
+            ),
+            line_item(
+                line_item_id="li_6",
+                invoice_id="inv_3",
+                kind="one_off",
+                amount_minor=999,
+                service_period_start="2026-01-01T00:00:00Z",
+                service_period_end="2026-02-01T00:00:00Z",
+            ),
+            line_item(
+                line_item_id="li_4",
+                invoice_id="inv_4",
+                kind="one_off",
+                amount_minor=5000,
+                service_period_start="2026-01-01T00:00:00Z",
+                service_period_end="2026-02-01T00:00:00Z",
+            ),
+            # the header says 10000: does not tie out
+            line_item(
+                line_item_id="li_5",
+                invoice_id="inv_5",
+                kind="one_off",
+                amount_minor=9000,
+                service_period_start="2026-01-01T00:00:00Z",
+                service_period_end="2026-02-01T00:00:00Z",
+            ),
+            # inv_404: no such invoice
+            line_item(
+                line_item_id="li_9",
+                invoice_id="inv_404",
+                kind="usage",
+                quantity=7,
+                amount_minor=700,
+                service_period_start="2026-01-01T00:00:00Z",
+                service_period_end="2026-02-01T00:00:00Z",
+            ),
         ],
     )
     lake.drop(
         "billing/credit_notes",
         "credits.jsonl",
         [
-            {
-                "credit_note_id": "cn_1",
-                "invoice_id": "inv_1",
-                "amount_minor": 2500,
-                "currency": "USD",
-                "reason": "goodwill",
-                "issued_at": "2026-02-03T08:00:00Z",  # the month after inv_1
-            }
+            # issued the month after inv_1
+            credit_note(
+                credit_note_id="cn_1",
+                invoice_id="inv_1",
+                amount_minor=2500,
+                currency="USD",
+                issued_at="2026-02-03T08:00:00Z",
+            )
         ],
     )
     lake.drop(
         "billing/refunds",
         "refunds.jsonl",
         [
-            {
-                "refund_id": "rf_1",
-                "invoice_id": "inv_2",
-                "amount_minor": 1000,
-                "currency": "USD",
-                "refunded_at": "2026-03-05T10:00:00Z",
-            }
+            refund(
+                refund_id="rf_1",
+                invoice_id="inv_2",
+                amount_minor=1000,
+                currency="USD",
+                refunded_at="2026-03-05T10:00:00Z",
+            )
         ],
     )
     lake.drop(
         "billing/fx_rates",
         "rates.csv",
         [
-            {"rate_date": "2026-02-20", "currency": "EUR", "usd_per_unit": "1.0837"},
-            {"rate_date": "2026-02-21", "currency": "EUR", "usd_per_unit": "1.2000"},
+            fx_rate(rate_date="2026-02-20", currency="EUR", usd_per_unit="1.0837"),
+            fx_rate(rate_date="2026-02-21", currency="EUR", usd_per_unit="1.2000"),
         ],
     )
     lake.drop(
@@ -221,10 +281,23 @@ def drop_scenario(lake):
         "usage.jsonl",
         [
             # consecutive days: one daily run rebuilds them all
-            event("e1", "t1", "2026-01-30T10:00:00Z", 3),
-            event("e2", " T1", "2026-01-30T11:00:00Z", 4),
-            event("e3", "t1", "2026-01-31T09:00:00Z", 5, "kyc_check"),
-            event("e5", "t9", "2026-02-01T12:00:00Z", 7, "device_intel"),  # nobody's tenant
+            event(event_id="e1", tenant_id="t1", occurred_at="2026-01-30T10:00:00Z", quantity=3),
+            event(event_id="e2", tenant_id=" T1", occurred_at="2026-01-30T11:00:00Z", quantity=4),
+            event(
+                event_id="e3",
+                tenant_id="t1",
+                occurred_at="2026-01-31T09:00:00Z",
+                quantity=5,
+                product="kyc_check",
+            ),
+            # t9: nobody's tenant
+            event(
+                event_id="e5",
+                tenant_id="t9",
+                occurred_at="2026-02-01T12:00:00Z",
+                quantity=7,
+                product="device_intel",
+            ),
         ],
     )
 
@@ -401,17 +474,23 @@ def test_invoices_reconcile_and_customer_months_are_exact(lake):
         "2026-02-05.jsonl",
         [
             invoice(
-                "inv_1",
-                "cus_1",
-                "paid",
-                "2026-01-31T12:00:00Z",
-                10000,
-                1000,
-                "2026-02-05T00:00:00Z",
+                invoice_id="inv_1",
+                billing_customer_id="cus_1",
+                status="paid",
+                period_start="2026-01-01T00:00:00Z",
+                period_end="2026-02-01T00:00:00Z",
+                issued_at="2026-01-31T12:00:00Z",
+                subtotal_minor=10000,
+                tax_minor=1000,
+                updated_at="2026-02-05T00:00:00Z",
             )
         ],
     )
-    lake.drop("usage_events", "may.jsonl", [event("e6", "t9", "2026-05-04T12:00:00Z", 2)])
+    lake.drop(
+        "usage_events",
+        "may.jsonl",
+        [event(event_id="e6", tenant_id="t9", occurred_at="2026-05-04T12:00:00Z", quantity=2)],
+    )
     report = lake.run()
     # January (inv_1's month) through May (the new usage), April included: it gains rows
     assert report.rebuilt["monthly"] == [f"2026-0{m}-01" for m in range(1, 6)]
@@ -441,21 +520,30 @@ def test_missing_fx_rate_fails_a_check_instead_of_counting_zero(lake):
     lake.drop(
         "billing/customers",
         "customers.jsonl",
-        [billing_customer("cus_2", "t2", "EUR", "2026-01-10T00:00:00Z")],
+        [
+            billing_customer(
+                billing_customer_id="cus_2",
+                tenant_id="t2",
+                currency="EUR",
+                created_at="2026-01-10T00:00:00Z",
+            )
+        ],
     )
     lake.drop(
         "billing/invoices",
         "inv.jsonl",
         [
             invoice(
-                "inv_5",
-                "cus_2",
-                "open",
-                "2026-02-20T10:00:00Z",
-                10000,
-                0,
-                "2026-02-20T10:00:00Z",
+                invoice_id="inv_5",
+                billing_customer_id="cus_2",
+                status="open",
                 currency="EUR",
+                period_start="2026-01-01T00:00:00Z",
+                period_end="2026-02-01T00:00:00Z",
+                issued_at="2026-02-20T10:00:00Z",
+                subtotal_minor=10000,
+                tax_minor=0,
+                updated_at="2026-02-20T10:00:00Z",
             )
         ],
     )
@@ -463,9 +551,13 @@ def test_missing_fx_rate_fails_a_check_instead_of_counting_zero(lake):
     lake.drop(
         "billing/fx_rates",
         "rates.csv",
-        [{"rate_date": "2026-02-19", "currency": "EUR", "usd_per_unit": "1.08"}],
+        [fx_rate(rate_date="2026-02-19", currency="EUR", usd_per_unit="1.08")],
     )
-    lake.drop("usage_events", "u.jsonl", [event("e1", "t2", "2026-02-01T10:00:00Z", 1)])
+    lake.drop(
+        "usage_events",
+        "u.jsonl",
+        [event(event_id="e1", tenant_id="t2", occurred_at="2026-02-01T10:00:00Z", quantity=1)],
+    )
     report = run_pipeline(build_definitions(lake.lakehouse), lake.instance, all_models())
     assert not report.ok
     assert report.failed_checks == ["fct_customer_month:fx_rates_available"]

@@ -13,6 +13,15 @@ from c360_assets.close import CloseRefused, as_closed, close_month
 from c360_assets.definitions import all_models
 from c360_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from c360_assets.runner import run_pipeline
+from tests.records import (
+    billing_customer,
+    credit_note,
+    crm_account,
+    event,
+    fx_rate,
+    invoice,
+    subscription,
+)
 
 OCTOBER = dt.date(2026, 10, 1)
 RESTATEMENTS = "marts.restatements"
@@ -26,111 +35,85 @@ ANN = key("crm:acc_1")  # CRM account acc_1 -> billing customer cus_1 -> tenant 
 BOB = key("crm:acc_2")  # CRM account acc_2 -> billing customer cus_2 -> tenant t2
 
 
-def crm(account, owner, segment, region, bid, updated_on, snapshot_on):
-    """A CRM snapshot row; the CRM's updated_at and the snapshot_at are midnights UTC."""
-    return {
-        "crm_account_id": account,
-        "account_name": f"{owner}'s company",
-        "owner_name": owner,
-        "owner_email": f"{owner.lower()}@example.com",
-        "segment": segment,
-        "region": region,
-        "billing_customer_id": bid,
-        "is_deleted": False,
-        "updated_at": f"{updated_on}T00:00:00Z",
-        "snapshot_at": f"{snapshot_on}T00:00:00Z",
-    }
-
-
-def billing_customer(bid, tenant, account, currency="USD"):
-    return {
-        "billing_customer_id": bid,
-        "tenant_id": tenant,
-        "crm_account_id": account,
-        "currency": currency,
-        "created_at": "2026-09-01T00:00:00Z",
-        "updated_at": "2026-09-01T00:00:00Z",
-    }
-
-
-def subscription(sid, bid, plan):
-    return {
-        "subscription_id": sid,
-        "billing_customer_id": bid,
-        "plan_code": plan,
-        "status": "active",
-        "monthly_fee_minor": 10000,
-        "included_units": 1000,
-        "overage_unit_price_minor": 5,
-        "started_at": "2026-09-01T00:00:00Z",
-        "ended_at": None,
-        "updated_at": "2026-09-01T00:00:00Z",
-    }
-
-
-def invoice(iid, bid, total, currency="USD"):
-    return {
-        "invoice_id": iid,
-        "billing_customer_id": bid,
-        "status": "open",
-        "currency": currency,
-        "period_start": "2026-09-01T00:00:00Z",
-        "period_end": "2026-10-01T00:00:00Z",
-        "issued_at": "2026-10-05T00:00:00Z",
-        "subtotal_minor": total,
-        "tax_minor": 0,
-        "total_minor": total,
-        "updated_at": "2026-10-05T00:00:00Z",
-    }
-
-
-def event(event_id, tenant, occurred_at, quantity):
-    return {
-        "event_id": event_id,
-        "tenant_id": tenant,
-        "product": "fraud_score",
-        "quantity": quantity,
-        "occurred_at": occurred_at,
-    }
-
-
 def drop_october(lake, bob_currency="USD"):
     """Two customers, both on a subscription since 09-01; October usage and one invoice each."""
     lake.drop(
         "crm/accounts",
         "2026-10-01.jsonl",
         [
-            crm("acc_1", "Ann", "SMB", "NA", "cus_1", "2026-09-01", "2026-10-01"),
-            crm("acc_2", "Bob", "Mid-Market", "EMEA", "cus_2", "2026-09-01", "2026-10-01"),
+            crm_account(
+                crm_account_id="acc_1",
+                account_name="Ann's company",
+                owner_name="Ann",
+                segment="SMB",
+                region="NA",
+                billing_customer_id="cus_1",
+                updated_at="2026-09-01T00:00:00Z",
+                snapshot_at="2026-10-01T00:00:00Z",
+            ),
+            crm_account(
+                crm_account_id="acc_2",
+                account_name="Bob's company",
+                owner_name="Bob",
+                segment="Mid-Market",
+                region="EMEA",
+                billing_customer_id="cus_2",
+                updated_at="2026-09-01T00:00:00Z",
+                snapshot_at="2026-10-01T00:00:00Z",
+            ),
         ],
     )
     lake.drop(
         "billing/customers",
         "customers.jsonl",
         [
-            billing_customer("cus_1", "t1", "acc_1"),
-            billing_customer("cus_2", "t2", "acc_2", bob_currency),
+            billing_customer(billing_customer_id="cus_1", tenant_id="t1", crm_account_id="acc_1"),
+            billing_customer(
+                billing_customer_id="cus_2",
+                tenant_id="t2",
+                crm_account_id="acc_2",
+                currency=bob_currency,
+            ),
         ],
     )
     lake.drop(
         "billing/subscriptions",
         "subscriptions.jsonl",
-        [subscription("sub_1", "cus_1", "growth"), subscription("sub_2", "cus_2", "starter")],
+        [
+            subscription(subscription_id="sub_1", billing_customer_id="cus_1", plan_code="growth"),
+            subscription(subscription_id="sub_2", billing_customer_id="cus_2", plan_code="starter"),
+        ],
     )
     lake.drop(
         "billing/invoices",
         "invoices.jsonl",
-        [invoice("inv_1", "cus_1", 51400), invoice("inv_2", "cus_2", 20000, bob_currency)],
+        [
+            invoice(
+                invoice_id="inv_1",
+                billing_customer_id="cus_1",
+                issued_at="2026-10-05T00:00:00Z",
+                subtotal_minor=51400,
+                tax_minor=0,
+            ),
+            invoice(
+                invoice_id="inv_2",
+                billing_customer_id="cus_2",
+                currency=bob_currency,
+                issued_at="2026-10-05T00:00:00Z",
+                subtotal_minor=20000,
+                tax_minor=0,
+            ),
+        ],
     )
     lake.drop(
         "usage_events",
         "usage.jsonl",
         [
-            event("e1", "t1", "2026-10-02T10:00:00Z", 5),
-            event("e2", "t1", "2026-10-02T11:00:00Z", 5),
-            event("e3", "t1", "2026-10-02T12:00:00Z", 5),
-            event("e4", "t2", "2026-10-03T10:00:00Z", 1),
-            event("e5", "t2", "2026-10-03T11:00:00Z", 2),
+            event(event_id="e1", tenant_id="t1", occurred_at="2026-10-02T10:00:00Z", quantity=5),
+            event(event_id="e2", tenant_id="t1", occurred_at="2026-10-02T11:00:00Z", quantity=5),
+            event(event_id="e3", tenant_id="t1", occurred_at="2026-10-02T12:00:00Z", quantity=5),
+            event(event_id="e4", tenant_id="t2", occurred_at="2026-10-03T10:00:00Z", quantity=1),
+            event(event_id="e5", tenant_id="t2", occurred_at="2026-10-03T11:00:00Z", quantity=2),
         ],
     )
 
@@ -190,19 +173,22 @@ def test_a_closed_month_is_restated_by_late_data_and_stays_queryable_as_closed(l
     # Late data for October: Ann uses 12 more units on 10-20, and a 20.00 USD credit note on
     # inv_1 is issued 10-25. Ann's October: events 3 -> 4, units 15 -> 27, active days 1 -> 2,
     # credits 0.00 -> 20.00, net 514.00 -> 494.00. Bob's October is unchanged: no rows for him.
-    lake.drop("usage_events", "late.jsonl", [event("e6", "t1", "2026-10-20T10:00:00Z", 12)])
+    lake.drop(
+        "usage_events",
+        "late.jsonl",
+        [event(event_id="e6", tenant_id="t1", occurred_at="2026-10-20T10:00:00Z", quantity=12)],
+    )
     lake.drop(
         "billing/credit_notes",
         "credit_notes.jsonl",
         [
-            {
-                "credit_note_id": "cn_1",
-                "invoice_id": "inv_1",
-                "amount_minor": 2000,
-                "currency": "USD",
-                "reason": "goodwill",
-                "issued_at": "2026-10-25T00:00:00Z",
-            }
+            credit_note(
+                credit_note_id="cn_1",
+                invoice_id="inv_1",
+                amount_minor=2000,
+                currency="USD",
+                issued_at="2026-10-25T00:00:00Z",
+            )
         ],
     )
     lake.run()
@@ -222,7 +208,18 @@ def test_a_closed_month_is_restated_by_late_data_and_stays_queryable_as_closed(l
     lake.drop(
         "crm/accounts",
         "2026-11-02.jsonl",
-        [crm("acc_1", "Ann", "Mid-Market", "NA", "cus_1", "2026-10-15", "2026-11-02")],
+        [
+            crm_account(
+                crm_account_id="acc_1",
+                account_name="Ann's company",
+                owner_name="Ann",
+                segment="Mid-Market",
+                region="NA",
+                billing_customer_id="cus_1",
+                updated_at="2026-10-15T00:00:00Z",
+                snapshot_at="2026-11-02T00:00:00Z",
+            )
+        ],
     )
     lake.run()
     assert restated(lake) == {
@@ -269,7 +266,7 @@ def test_a_month_whose_blocking_checks_fail_is_refused(lake, capsys):
     lake.drop(
         "billing/fx_rates",
         "rates.jsonl",
-        [{"rate_date": "2026-10-05", "currency": "EUR", "usd_per_unit": "1.10"}],
+        [fx_rate(rate_date="2026-10-05", currency="EUR", usd_per_unit="1.10")],
     )
     lake.run()
     result = close(lake)

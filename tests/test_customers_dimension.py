@@ -7,6 +7,8 @@ import hashlib
 
 import dagster as dg
 
+from tests.records import billing_customer, crm_account, event
+
 UTC = dt.UTC
 
 
@@ -23,45 +25,36 @@ A, B, C = key("crm:acc_A"), key("crm:acc_B"), key("crm:acc_C")
 NINE = key("billing:cus_9")
 
 
-def account(acc, updated_at, snapshot_at, name, segment, region, owner, bid=None, deleted=False):
-    return {
-        "crm_account_id": acc,
-        "account_name": name,
-        "owner_name": owner,
-        "owner_email": f"{owner.lower()}@example.com",
-        "segment": segment,
-        "region": region,
-        "billing_customer_id": bid,
-        "is_deleted": deleted,
-        "updated_at": updated_at,
-        "snapshot_at": snapshot_at,
-    }
-
-
-def billing_customer(bid, tenant, created_at, crm=None):
-    return {
-        "billing_customer_id": bid,
-        "tenant_id": tenant,
-        "crm_account_id": crm,
-        "currency": "USD",
-        "created_at": created_at,
-        "updated_at": created_at,
-    }
-
-
-def event(event_id, tenant, occurred_at, quantity):
-    return {
-        "event_id": event_id,
-        "tenant_id": tenant,
-        "product": "fraud_score",
-        "quantity": quantity,
-        "occurred_at": occurred_at,
-    }
-
-
 def by_version(rows: list[tuple]) -> list[tuple]:
     """Versions ordered by (customer_key, valid_from)."""
     return sorted(rows, key=lambda row: (row[0], row[6]))
+
+
+def version(
+    customer_key: str,
+    crm_account_id: str | None,
+    billing_customer_id: str | None,
+    account_name: str | None,
+    segment: str | None,
+    owner_name: str | None,
+    valid_from: str,
+    valid_to: str | None = None,
+    deleted: bool = False,
+) -> tuple:
+    """An expected dim_customer row, as `dimension` reads it; current when it has no end."""
+    end = at(valid_to) if valid_to is not None else None
+    return (
+        customer_key,
+        crm_account_id,
+        billing_customer_id,
+        account_name,
+        segment,
+        owner_name,
+        at(valid_from),
+        end,
+        valid_to is None,
+        deleted,
+    )
 
 
 def dimension(lake) -> list[tuple]:
@@ -98,34 +91,36 @@ def test_scd2_history_late_snapshot_name_only_change_deletion_and_noisy_ids(lake
         "2026-01-06.jsonl",
         [
             # acc_A names its billing customer with noise: " CUS_1" is cus_1
-            account(
-                "acc_A",
-                "2026-01-01T00:00:00Z",
-                "2026-01-06T00:00:00Z",
-                "Acme",
-                "SMB",
-                "NA",
-                "Ann",
-                bid=" CUS_1",
+            crm_account(
+                crm_account_id="acc_A",
+                account_name="Acme",
+                owner_name="Ann",
+                segment="SMB",
+                region="NA",
+                billing_customer_id=" CUS_1",
+                updated_at="2026-01-01T00:00:00Z",
+                snapshot_at="2026-01-06T00:00:00Z",
             ),
-            account(
-                "acc_B",
-                "2026-01-05T00:00:00Z",
-                "2026-01-06T00:00:00Z",
-                "Beta",
-                "SMB",
-                "EMEA",
-                "Bob",
-                bid="cus_404",
-            ),  # no such billing customer: an orphan link
-            account(
-                "acc_C",
-                "2026-01-03T00:00:00Z",
-                "2026-01-06T00:00:00Z",
-                "Gamma",
-                "Enterprise",
-                "APAC",
-                "Cid",
+            # cus_404: no such billing customer, an orphan link
+            crm_account(
+                crm_account_id="acc_B",
+                account_name="Beta",
+                owner_name="Bob",
+                segment="SMB",
+                region="EMEA",
+                billing_customer_id="cus_404",
+                updated_at="2026-01-05T00:00:00Z",
+                snapshot_at="2026-01-06T00:00:00Z",
+            ),
+            crm_account(
+                crm_account_id="acc_C",
+                account_name="Gamma",
+                owner_name="Cid",
+                segment="Enterprise",
+                region="APAC",
+                billing_customer_id=None,
+                updated_at="2026-01-03T00:00:00Z",
+                snapshot_at="2026-01-06T00:00:00Z",
             ),
         ],
     )
@@ -134,37 +129,38 @@ def test_scd2_history_late_snapshot_name_only_change_deletion_and_noisy_ids(lake
         "2026-03-02.jsonl",
         [
             # segment change (and a new name) on Mar 1: a new version from Mar 1
-            account(
-                "acc_A",
-                "2026-03-01T00:00:00Z",
-                "2026-03-02T00:00:00Z",
-                "Acme Corp",
-                "Enterprise",
-                "NA",
-                "Ann",
-                bid=" CUS_1",
+            crm_account(
+                crm_account_id="acc_A",
+                account_name="Acme Corp",
+                owner_name="Ann",
+                segment="Enterprise",
+                region="NA",
+                billing_customer_id=" CUS_1",
+                updated_at="2026-03-01T00:00:00Z",
+                snapshot_at="2026-03-02T00:00:00Z",
             ),
             # name-only change on Feb 20: the same version, now showing the new name
-            account(
-                "acc_B",
-                "2026-02-20T00:00:00Z",
-                "2026-03-02T00:00:00Z",
-                "Beta GmbH",
-                "SMB",
-                "EMEA",
-                "Bob",
-                bid="cus_404",
+            crm_account(
+                crm_account_id="acc_B",
+                account_name="Beta GmbH",
+                owner_name="Bob",
+                segment="SMB",
+                region="EMEA",
+                billing_customer_id="cus_404",
+                updated_at="2026-02-20T00:00:00Z",
+                snapshot_at="2026-03-02T00:00:00Z",
             ),
             # deleted on Feb 15: its version ends there
-            account(
-                "acc_C",
-                "2026-02-15T00:00:00Z",
-                "2026-03-02T00:00:00Z",
-                "Gamma",
-                "Enterprise",
-                "APAC",
-                "Cid",
-                deleted=True,
+            crm_account(
+                crm_account_id="acc_C",
+                account_name="Gamma",
+                owner_name="Cid",
+                segment="Enterprise",
+                region="APAC",
+                billing_customer_id=None,
+                is_deleted=True,
+                updated_at="2026-02-15T00:00:00Z",
+                snapshot_at="2026-03-02T00:00:00Z",
             ),
         ],
     )
@@ -173,9 +169,19 @@ def test_scd2_history_late_snapshot_name_only_change_deletion_and_noisy_ids(lake
         "customers.jsonl",
         [
             # billing says acc_B, the CRM says acc_A claims it: a conflict, CRM wins (reported)
-            billing_customer(" CUS_1", "T1", "2025-12-01T00:00:00Z", crm="acc_B"),
+            billing_customer(
+                billing_customer_id=" CUS_1",
+                tenant_id="T1",
+                created_at="2025-12-01T00:00:00Z",
+                crm_account_id="acc_B",
+            ),
             # names a CRM account that does not exist: billing-only, an orphan link (reported)
-            billing_customer("cus_9", "t9", "2026-01-20T00:00:00Z", crm="acc_Z"),
+            billing_customer(
+                billing_customer_id="cus_9",
+                tenant_id="t9",
+                created_at="2026-01-20T00:00:00Z",
+                crm_account_id="acc_Z",
+            ),
         ],
     )
     lake.drop(
@@ -183,68 +189,38 @@ def test_scd2_history_late_snapshot_name_only_change_deletion_and_noisy_ids(lake
         "usage.jsonl",
         [
             # two runs of consecutive days: two daily runs
-            event("e1", "t1", "2026-01-31T10:00:00Z", 2),
-            event("e4", "t9", "2026-02-01T10:00:00Z", 1),
-            event("e2", "t1", "2026-02-02T10:00:00Z", 3),
-            event("e5", "t404", "2026-02-28T10:00:00Z", 5),  # no billing customer names t404
-            event("e3", " T1", "2026-03-01T10:00:00Z", 4),
+            event(event_id="e1", tenant_id="t1", occurred_at="2026-01-31T10:00:00Z", quantity=2),
+            event(event_id="e4", tenant_id="t9", occurred_at="2026-02-01T10:00:00Z", quantity=1),
+            event(event_id="e2", tenant_id="t1", occurred_at="2026-02-02T10:00:00Z", quantity=3),
+            # no billing customer names t404
+            event(event_id="e5", tenant_id="t404", occurred_at="2026-02-28T10:00:00Z", quantity=5),
+            event(event_id="e3", tenant_id=" T1", occurred_at="2026-03-01T10:00:00Z", quantity=4),
         ],
     )
     lake.run()
 
-    never = None
+    # the versions the late snapshot below leaves as they are
+    unchanged = [
+        version(A, "acc_A", "cus_1", "Acme Corp", "Enterprise", "Ann", "2026-03-01"),
+        version(B, "acc_B", None, "Beta GmbH", "SMB", "Bob", "2026-01-05"),
+        version(NINE, None, "cus_9", None, None, None, "2026-01-20"),
+        version("unknown", None, None, "Unknown customer", None, None, "1970-01-01"),
+    ]
     assert dimension(lake) == by_version(
         [
-            (
-                A,
-                "acc_A",
-                "cus_1",
-                "Acme",
-                "SMB",
-                "Ann",
-                at("2026-01-01"),
-                at("2026-03-01"),
-                False,
-                False,
-            ),
-            (
-                A,
-                "acc_A",
-                "cus_1",
-                "Acme Corp",
-                "Enterprise",
-                "Ann",
-                at("2026-03-01"),
-                never,
-                True,
-                False,
-            ),
-            (B, "acc_B", None, "Beta GmbH", "SMB", "Bob", at("2026-01-05"), never, True, False),
-            (
+            version(A, "acc_A", "cus_1", "Acme", "SMB", "Ann", "2026-01-01", "2026-03-01"),
+            version(
                 C,
                 "acc_C",
                 None,
                 "Gamma",
                 "Enterprise",
                 "Cid",
-                at("2026-01-03"),
-                at("2026-02-15"),
-                False,
-                True,
+                "2026-01-03",
+                "2026-02-15",
+                deleted=True,
             ),
-            (NINE, None, "cus_9", None, None, None, at("2026-01-20"), never, True, False),
-            (
-                "unknown",
-                None,
-                None,
-                "Unknown customer",
-                None,
-                None,
-                at("1970-01-01"),
-                never,
-                True,
-                False,
-            ),
+            *unchanged,
         ]
     )
     identity = {
@@ -282,24 +258,25 @@ def test_scd2_history_late_snapshot_name_only_change_deletion_and_noisy_ids(lake
         "crm/accounts",
         "2026-02-02.jsonl",
         [
-            account(
-                "acc_A",
-                "2026-02-01T00:00:00Z",
-                "2026-02-02T00:00:00Z",
-                "Acme",
-                "Mid-Market",
-                "NA",
-                "Ann",
-                bid=" CUS_1",
+            crm_account(
+                crm_account_id="acc_A",
+                account_name="Acme",
+                owner_name="Ann",
+                segment="Mid-Market",
+                region="NA",
+                billing_customer_id=" CUS_1",
+                updated_at="2026-02-01T00:00:00Z",
+                snapshot_at="2026-02-02T00:00:00Z",
             ),
-            account(
-                "acc_C",
-                "2026-02-01T00:00:00Z",
-                "2026-02-02T00:00:00Z",
-                "Gamma",
-                "Enterprise",
-                "APAC",
-                "Dee",
+            crm_account(
+                crm_account_id="acc_C",
+                account_name="Gamma",
+                owner_name="Dee",
+                segment="Enterprise",
+                region="APAC",
+                billing_customer_id=None,
+                updated_at="2026-02-01T00:00:00Z",
+                snapshot_at="2026-02-02T00:00:00Z",
             ),
         ],
     )
@@ -308,80 +285,21 @@ def test_scd2_history_late_snapshot_name_only_change_deletion_and_noisy_ids(lake
     assert report.rebuilt["monthly"] == ["2026-01-01", "2026-02-01", "2026-03-01"]
     assert dimension(lake) == by_version(
         [
-            (
-                A,
-                "acc_A",
-                "cus_1",
-                "Acme",
-                "SMB",
-                "Ann",
-                at("2026-01-01"),
-                at("2026-02-01"),
-                False,
-                False,
-            ),
-            (
-                A,
-                "acc_A",
-                "cus_1",
-                "Acme",
-                "Mid-Market",
-                "Ann",
-                at("2026-02-01"),
-                at("2026-03-01"),
-                False,
-                False,
-            ),
-            (
-                A,
-                "acc_A",
-                "cus_1",
-                "Acme Corp",
-                "Enterprise",
-                "Ann",
-                at("2026-03-01"),
-                never,
-                True,
-                False,
-            ),
-            (B, "acc_B", None, "Beta GmbH", "SMB", "Bob", at("2026-01-05"), never, True, False),
-            (
-                C,
-                "acc_C",
-                None,
-                "Gamma",
-                "Enterprise",
-                "Cid",
-                at("2026-01-03"),
-                at("2026-02-01"),
-                False,
-                False,
-            ),
-            (
+            version(A, "acc_A", "cus_1", "Acme", "SMB", "Ann", "2026-01-01", "2026-02-01"),
+            version(A, "acc_A", "cus_1", "Acme", "Mid-Market", "Ann", "2026-02-01", "2026-03-01"),
+            version(C, "acc_C", None, "Gamma", "Enterprise", "Cid", "2026-01-03", "2026-02-01"),
+            version(
                 C,
                 "acc_C",
                 None,
                 "Gamma",
                 "Enterprise",
                 "Dee",
-                at("2026-02-01"),
-                at("2026-02-15"),
-                False,
-                True,
+                "2026-02-01",
+                "2026-02-15",
+                deleted=True,
             ),
-            (NINE, None, "cus_9", None, None, None, at("2026-01-20"), never, True, False),
-            (
-                "unknown",
-                None,
-                None,
-                "Unknown customer",
-                None,
-                None,
-                at("1970-01-01"),
-                never,
-                True,
-                False,
-            ),
+            *unchanged,
         ]
     )
     segments = {

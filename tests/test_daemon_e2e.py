@@ -11,7 +11,8 @@ import dagster as dg
 
 from c360_assets.cli import dagster_home
 from c360_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-from tests.test_usage_pipeline import event, facts
+from tests.records import event
+from tests.test_usage_pipeline import facts
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_SECONDS = 480
@@ -78,8 +79,16 @@ def idle(instance: dg.DagsterInstance) -> bool:
 def test_daemon_sensors_rebuild_a_late_day(lake, monkeypatch):
     monkeypatch.setenv("C360_SENSOR_INTERVAL_SECONDS", "3")
     dagster_home()  # writes the instance settings (one run at a time) into DAGSTER_HOME
-    lake.drop("usage_events", "day1.jsonl", [event("e1", "t1", "2026-10-01T08:00:00Z", 2)])
-    lake.drop("usage_events", "day2.jsonl", [event("e2", "t1", "2026-10-02T08:00:00Z", 3)])
+    lake.drop(
+        "usage_events",
+        "day1.jsonl",
+        [event(event_id="e1", tenant_id="t1", occurred_at="2026-10-01T08:00:00Z", quantity=2)],
+    )
+    lake.drop(
+        "usage_events",
+        "day2.jsonl",
+        [event(event_id="e2", tenant_id="t1", occurred_at="2026-10-02T08:00:00Z", quantity=3)],
+    )
 
     daemon = Daemon(lake)
     try:
@@ -91,7 +100,11 @@ def test_daemon_sensors_rebuild_a_late_day(lake, monkeypatch):
         daemon.wait_for(lambda: idle(lake.instance), "the run queue to drain")
         before = daily_runs(lake.instance)
 
-        lake.drop("usage_events", "late.jsonl", [event("x1", "t1", "2026-10-01T23:00:00Z", 10)])
+        lake.drop(
+            "usage_events",
+            "late.jsonl",
+            [event(event_id="x1", tenant_id="t1", occurred_at="2026-10-01T23:00:00Z", quantity=10)],
+        )
         daemon.wait_for(
             lambda: set(daily_runs(lake.instance)) - set(before), "a sensor-launched daily run"
         )

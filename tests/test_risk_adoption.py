@@ -5,17 +5,9 @@ worked out by hand in the comments."""
 import datetime as dt
 import hashlib
 
+from tests.records import billing_customer, crm_account, event
+
 ANN = hashlib.md5(b"crm:acc_1").hexdigest()[:16]
-
-
-def event(event_id, occurred_at, quantity, product):
-    return {
-        "event_id": event_id,
-        "tenant_id": "t1",
-        "product": product,
-        "quantity": quantity,
-        "occurred_at": occurred_at,
-    }
 
 
 def test_adoption_compares_each_month_with_the_month_before(lake):
@@ -23,32 +15,26 @@ def test_adoption_compares_each_month_with_the_month_before(lake):
         "crm/accounts",
         "2026-09-01.jsonl",
         [
-            {
-                "crm_account_id": "acc_1",
-                "account_name": "Acme",
-                "owner_name": "Ann",
-                "owner_email": "ann@example.com",
-                "segment": "SMB",
-                "region": "NA",
-                "billing_customer_id": "cus_1",
-                "is_deleted": False,
-                "updated_at": "2026-09-01T00:00:00Z",
-                "snapshot_at": "2026-09-01T00:00:00Z",
-            }
+            crm_account(
+                crm_account_id="acc_1",
+                account_name="Acme",
+                owner_name="Ann",
+                billing_customer_id="cus_1",
+                updated_at="2026-09-01T00:00:00Z",
+                snapshot_at="2026-09-01T00:00:00Z",
+            )
         ],
     )
     lake.drop(
         "billing/customers",
         "customers.jsonl",
         [
-            {
-                "billing_customer_id": "cus_1",
-                "tenant_id": "t1",
-                "crm_account_id": "acc_1",
-                "currency": "USD",
-                "created_at": "2026-09-01T00:00:00Z",
-                "updated_at": "2026-09-01T00:00:00Z",
-            }
+            billing_customer(
+                billing_customer_id="cus_1",
+                tenant_id="t1",
+                crm_account_id="acc_1",
+                created_at="2026-09-01T00:00:00Z",
+            )
         ],
     )
     lake.drop(
@@ -56,12 +42,31 @@ def test_adoption_compares_each_month_with_the_month_before(lake):
         "usage.jsonl",
         [
             # September: fraud_score 10 + device_intel 5 = 15 units on 2 days
-            event("s1", "2026-09-03T10:00:00Z", 10, "fraud_score"),
-            event("s2", "2026-09-04T10:00:00Z", 5, "device_intel"),
+            event(
+                event_id="s1",
+                occurred_at="2026-09-03T10:00:00Z",
+                quantity=10,
+                product="fraud_score",
+            ),
+            event(
+                event_id="s2",
+                occurred_at="2026-09-04T10:00:00Z",
+                quantity=5,
+                product="device_intel",
+            ),
             # October: fraud_score 20 + kyc_check 7 + 3 = 30 units on 3 days
-            event("o1", "2026-10-02T10:00:00Z", 20, "fraud_score"),
-            event("o2", "2026-10-05T10:00:00Z", 7, "kyc_check"),
-            event("o3", "2026-10-06T10:00:00Z", 3, "kyc_check"),
+            event(
+                event_id="o1",
+                occurred_at="2026-10-02T10:00:00Z",
+                quantity=20,
+                product="fraud_score",
+            ),
+            event(
+                event_id="o2", occurred_at="2026-10-05T10:00:00Z", quantity=7, product="kyc_check"
+            ),
+            event(
+                event_id="o3", occurred_at="2026-10-06T10:00:00Z", quantity=3, product="kyc_check"
+            ),
         ],
     )
     lake.run()

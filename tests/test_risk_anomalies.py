@@ -5,6 +5,8 @@ days. Expected values are worked out by hand in the comments."""
 import datetime as dt
 import hashlib
 
+from tests.records import billing_customer, event, subscription
+
 ANOMALIES = "marts.usage_anomalies"
 DAY0 = dt.date(2026, 9, 1)
 
@@ -18,40 +20,9 @@ def day(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
-def event(event_id, tenant, on: dt.date, quantity, product="fraud_score"):
-    return {
-        "event_id": event_id,
-        "tenant_id": tenant,
-        "product": product,
-        "quantity": quantity,
-        "occurred_at": f"{on.isoformat()}T09:00:00Z",
-    }
-
-
-def billing_customer(bid, tenant):
-    return {
-        "billing_customer_id": bid,
-        "tenant_id": tenant,
-        "crm_account_id": None,
-        "currency": "USD",
-        "created_at": "2026-08-01T00:00:00Z",
-        "updated_at": "2026-08-01T00:00:00Z",
-    }
-
-
-def subscription(sid, bid, started_at, updated_at, status="active", ended_at=None):
-    return {
-        "subscription_id": sid,
-        "billing_customer_id": bid,
-        "plan_code": "growth",
-        "status": status,
-        "monthly_fee_minor": 10000,
-        "included_units": 1000,
-        "overage_unit_price_minor": 5,
-        "started_at": started_at,
-        "ended_at": ended_at,
-        "updated_at": updated_at,
-    }
+def morning(on: dt.date) -> str:
+    """09:00 UTC on a day: the time of every usage event here."""
+    return f"{on.isoformat()}T09:00:00Z"
 
 
 def flagged(lake) -> dict[tuple, tuple]:
@@ -68,11 +39,26 @@ def flagged(lake) -> dict[tuple, tuple]:
 
 
 def test_a_steady_customer_is_flagged_only_on_its_spike(lake):
-    lake.drop("billing/customers", "customers.jsonl", [billing_customer("cus_a", "ta")])
+    lake.drop(
+        "billing/customers",
+        "customers.jsonl",
+        [
+            billing_customer(
+                billing_customer_id="cus_a", tenant_id="ta", created_at="2026-08-01T00:00:00Z"
+            )
+        ],
+    )
     lake.drop(
         "billing/subscriptions",
         "subscriptions.jsonl",
-        [subscription("sub_a", "cus_a", "2026-08-01T00:00:00Z", "2026-08-01T00:00:00Z")],
+        [
+            subscription(
+                subscription_id="sub_a",
+                billing_customer_id="cus_a",
+                started_at="2026-08-01T00:00:00Z",
+                updated_at="2026-08-01T00:00:00Z",
+            )
+        ],
     )
     # 40 days, 09-01 .. 10-10: 90, 100, 110, 90, ... (day i: 90 + 10 * (i % 3)); 10-05 (i = 34)
     # has 400 instead of its ordinary 100
@@ -81,7 +67,15 @@ def test_a_steady_customer_is_flagged_only_on_its_spike(lake):
     lake.drop(
         "usage_events",
         "usage.jsonl",
-        [event(f"e{i}", "ta", DAY0 + dt.timedelta(days=i), u) for i, u in enumerate(units)],
+        [
+            event(
+                event_id=f"e{i}",
+                tenant_id="ta",
+                occurred_at=morning(DAY0 + dt.timedelta(days=i)),
+                quantity=u,
+            )
+            for i, u in enumerate(units)
+        ],
     )
     lake.run()
 
@@ -100,11 +94,26 @@ def test_a_steady_customer_is_flagged_only_on_its_spike(lake):
 
 
 def test_a_new_customer_is_not_flagged_and_late_history_rejudges_later_days(lake):
-    lake.drop("billing/customers", "customers.jsonl", [billing_customer("cus_n", "tn")])
+    lake.drop(
+        "billing/customers",
+        "customers.jsonl",
+        [
+            billing_customer(
+                billing_customer_id="cus_n", tenant_id="tn", created_at="2026-08-01T00:00:00Z"
+            )
+        ],
+    )
     lake.drop(
         "billing/subscriptions",
         "subscriptions.jsonl",
-        [subscription("sub_n", "cus_n", "2026-09-01T00:00:00Z", "2026-09-01T00:00:00Z")],
+        [
+            subscription(
+                subscription_id="sub_n",
+                billing_customer_id="cus_n",
+                started_at="2026-09-01T00:00:00Z",
+                updated_at="2026-09-01T00:00:00Z",
+            )
+        ],
     )
     start = day("2026-10-01")
     # fraud_score: a brand-new key, bursty from day one: 10, 10, 500, 10, 10, 500, ... (13 days)
@@ -115,11 +124,23 @@ def test_a_new_customer_is_not_flagged_and_late_history_rejudges_later_days(lake
         "usage_events",
         "usage.jsonl",
         [
-            event(f"f{i}", "tn", start + dt.timedelta(days=i), u, "fraud_score")
+            event(
+                event_id=f"f{i}",
+                tenant_id="tn",
+                occurred_at=morning(start + dt.timedelta(days=i)),
+                quantity=u,
+                product="fraud_score",
+            )
             for i, u in enumerate(bursty)
         ]
         + [
-            event(f"d{i}", "tn", start + dt.timedelta(days=i), u, "device_intel")
+            event(
+                event_id=f"d{i}",
+                tenant_id="tn",
+                occurred_at=morning(start + dt.timedelta(days=i)),
+                quantity=u,
+                product="device_intel",
+            )
             for i, u in enumerate(steady)
         ],
     )
@@ -138,7 +159,15 @@ def test_a_new_customer_is_not_flagged_and_late_history_rejudges_later_days(lake
     lake.drop(
         "usage_events",
         "late.jsonl",
-        [event("late1", "tn", day("2026-09-28"), 100, "device_intel")],
+        [
+            event(
+                event_id="late1",
+                tenant_id="tn",
+                occurred_at=morning(day("2026-09-28")),
+                quantity=100,
+                product="device_intel",
+            )
+        ],
     )
     report = lake.run()
     assert report.rebuilt["daily"] == ["2026-09-28"]
@@ -151,22 +180,58 @@ def test_usage_without_a_subscription_and_after_a_late_cancellation(lake):
     lake.drop(
         "billing/customers",
         "customers.jsonl",
-        [billing_customer("cus_c", "tc"), billing_customer("cus_d", "td")],
+        [
+            billing_customer(
+                billing_customer_id="cus_c", tenant_id="tc", created_at="2026-08-01T00:00:00Z"
+            ),
+            billing_customer(
+                billing_customer_id="cus_d", tenant_id="td", created_at="2026-08-01T00:00:00Z"
+            ),
+        ],
     )
     lake.drop(
         "billing/subscriptions",
         "subscriptions-1.jsonl",
         [
-            subscription("sub_c", "cus_c", "2026-09-01T00:00:00Z", "2026-09-01T00:00:00Z"),
-            subscription("sub_d", "cus_d", "2026-10-12T08:00:00Z", "2026-10-12T08:00:00Z"),
+            subscription(
+                subscription_id="sub_c",
+                billing_customer_id="cus_c",
+                started_at="2026-09-01T00:00:00Z",
+                updated_at="2026-09-01T00:00:00Z",
+            ),
+            subscription(
+                subscription_id="sub_d",
+                billing_customer_id="cus_d",
+                started_at="2026-10-12T08:00:00Z",
+                updated_at="2026-10-12T08:00:00Z",
+            ),
         ],
     )
     lake.drop(
         "usage_events",
         "usage.jsonl",
-        [event(f"c{d}", "tc", dt.date(2026, 10, d), 1) for d in (9, 10, 11, 12)]
-        + [event(f"d{d}", "td", dt.date(2026, 10, d), 1) for d in (11, 12)]
-        + [event("u9", "tu", day("2026-10-09"), 1)],  # tu: a tenant no customer claims
+        [
+            event(
+                event_id=f"c{d}",
+                tenant_id="tc",
+                occurred_at=morning(dt.date(2026, 10, d)),
+                quantity=1,
+            )
+            for d in (9, 10, 11, 12)
+        ]
+        + [
+            event(
+                event_id=f"d{d}",
+                tenant_id="td",
+                occurred_at=morning(dt.date(2026, 10, d)),
+                quantity=1,
+            )
+            for d in (11, 12)
+        ]
+        + [
+            # tu: a tenant no customer claims
+            event(event_id="u9", tenant_id="tu", occurred_at=morning(day("2026-10-09")), quantity=1)
+        ],
     )
     lake.run()
     cus_c, cus_d = key("billing:cus_c"), key("billing:cus_d")
@@ -186,10 +251,10 @@ def test_usage_without_a_subscription_and_after_a_late_cancellation(lake):
         "subscriptions-2.jsonl",
         [
             subscription(
-                "sub_c",
-                "cus_c",
-                "2026-09-01T00:00:00Z",
-                "2026-10-13T00:00:00Z",
+                subscription_id="sub_c",
+                billing_customer_id="cus_c",
+                started_at="2026-09-01T00:00:00Z",
+                updated_at="2026-10-13T00:00:00Z",
                 status="canceled",
                 ended_at="2026-10-10T12:00:00Z",
             )

@@ -56,6 +56,15 @@ from c360_assets.sqlmodel import between
 from resources.lakehouse import LakehouseResource
 from resources.trino import TrinoResource
 from tests.lake import Lake
+from tests.records import (
+    billing_customer,
+    credit_note,
+    crm_account,
+    event,
+    invoice,
+    line_item,
+    subscription,
+)
 from tests.stack_fixture import StackHandle
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "serving.md"
@@ -70,91 +79,7 @@ def key(natural: str) -> str:
 ANN, BOB, CUS3 = key("crm:acc_1"), key("crm:acc_2"), key("billing:cus_3")
 
 
-# --------------------------------------------------------------------------- landing records
-
-
-def crm(account, name, owner, segment, region, bid, updated_on, snapshot_on):
-    return {
-        "crm_account_id": account,
-        "account_name": name,
-        "owner_name": owner,
-        "owner_email": owner.lower().replace(" ", ".") + "@example.com",
-        "segment": segment,
-        "region": region,
-        "billing_customer_id": bid,
-        "is_deleted": False,
-        "updated_at": f"{updated_on}T00:00:00Z",
-        "snapshot_at": f"{snapshot_on}T00:00:00Z",
-    }
-
-
-def billing_customer(bid, tenant, account, created_on="2026-09-01"):
-    return {
-        "billing_customer_id": bid,
-        "tenant_id": tenant,
-        "crm_account_id": account,
-        "currency": "USD",
-        "created_at": f"{created_on}T00:00:00Z",
-        "updated_at": f"{created_on}T00:00:00Z",
-    }
-
-
-def subscription(sid, bid, plan, fee):
-    return {
-        "subscription_id": sid,
-        "billing_customer_id": bid,
-        "plan_code": plan,
-        "status": "active",
-        "monthly_fee_minor": fee,
-        "included_units": 1000,
-        "overage_unit_price_minor": 5,
-        "started_at": "2026-09-01T00:00:00Z",
-        "ended_at": None,
-        "updated_at": "2026-09-01T00:00:00Z",
-    }
-
-
-def invoice(iid, bid, issued_on, subtotal, tax, total):
-    month = dt.date.fromisoformat(issued_on).replace(day=1)
-    following = (month + dt.timedelta(days=32)).replace(day=1)
-    return {
-        "invoice_id": iid,
-        "billing_customer_id": bid,
-        "status": "open",
-        "currency": "USD",
-        "period_start": f"{month}T00:00:00Z",
-        "period_end": f"{following}T00:00:00Z",
-        "issued_at": f"{issued_on}T00:00:00Z",
-        "subtotal_minor": subtotal,
-        "tax_minor": tax,
-        "total_minor": total,
-        "updated_at": f"{issued_on}T00:00:00Z",
-    }
-
-
-def line(lid, iid, kind, amount, month):
-    following = (month + dt.timedelta(days=32)).replace(day=1)
-    return {
-        "line_item_id": lid,
-        "invoice_id": iid,
-        "kind": kind,
-        "product": None,
-        "quantity": 1,
-        "unit_amount_minor": amount,
-        "amount_minor": amount,
-        "service_period_start": f"{month}T00:00:00Z",
-        "service_period_end": f"{following}T00:00:00Z",
-    }
-
-
-def event(event_id, tenant, occurred_at, quantity):
-    return {
-        "event_id": event_id,
-        "tenant_id": tenant,
-        "product": "fraud_score",
-        "quantity": quantity,
-        "occurred_at": occurred_at,
-    }
+# --------------------------------------------------------------------------- landing zone
 
 
 def drop_september_october(lake: Lake) -> None:
@@ -162,71 +87,142 @@ def drop_september_october(lake: Lake) -> None:
         "crm/accounts",
         "2026-10-01.jsonl",
         [
-            crm(
-                "acc_1",
-                "Acme Payments",
-                "Ann Lee",
-                "SMB",
-                "NA",
-                "cus_1",
-                "2026-09-01",
-                "2026-10-01",
-            ),  # noqa: E501
-            crm(
-                "acc_2",
-                "Borealis Bank",
-                "Bob Stone",
-                "Mid-Market",
-                "EMEA",
-                "cus_2",
-                "2026-09-01",
-                "2026-10-01",
+            crm_account(
+                crm_account_id="acc_1",
+                account_name="Acme Payments",
+                owner_name="Ann Lee",
+                segment="SMB",
+                region="NA",
+                billing_customer_id="cus_1",
+                updated_at="2026-09-01T00:00:00Z",
+                snapshot_at="2026-10-01T00:00:00Z",
+            ),
+            crm_account(
+                crm_account_id="acc_2",
+                account_name="Borealis Bank",
+                owner_name="Bob Stone",
+                segment="Mid-Market",
+                region="EMEA",
+                billing_customer_id="cus_2",
+                updated_at="2026-09-01T00:00:00Z",
+                snapshot_at="2026-10-01T00:00:00Z",
             ),
         ],
     )
     lake.drop(
         "billing/customers",
         "2026-09-01.jsonl",
-        [billing_customer("cus_1", "t1", "acc_1"), billing_customer("cus_2", "t2", "acc_2")],
+        [
+            billing_customer(billing_customer_id="cus_1", tenant_id="t1", crm_account_id="acc_1"),
+            billing_customer(billing_customer_id="cus_2", tenant_id="t2", crm_account_id="acc_2"),
+        ],
     )
     lake.drop(
         "billing/subscriptions",
         "2026-09-01.jsonl",
         [
-            subscription("sub_1", "cus_1", "growth", 10000),
-            subscription("sub_2", "cus_2", "starter", 20000),
+            subscription(
+                subscription_id="sub_1",
+                billing_customer_id="cus_1",
+                plan_code="growth",
+                monthly_fee_minor=10000,
+            ),
+            subscription(
+                subscription_id="sub_2",
+                billing_customer_id="cus_2",
+                plan_code="starter",
+                monthly_fee_minor=20000,
+            ),
         ],
     )
     lake.drop(
         "billing/invoices",
         "2026-10-01.jsonl",
         [
-            invoice("inv_1", "cus_1", "2026-09-01", 10000, 0, 10000),
-            invoice("inv_2", "cus_1", "2026-10-01", 50000, 1400, 51400),
-            invoice("inv_3", "cus_2", "2026-10-01", 20000, 0, 22000),  # 200.00 + 0 != 220.00
+            invoice(
+                invoice_id="inv_1",
+                billing_customer_id="cus_1",
+                period_start="2026-09-01T00:00:00Z",
+                period_end="2026-10-01T00:00:00Z",
+                issued_at="2026-09-01T00:00:00Z",
+                subtotal_minor=10000,
+                tax_minor=0,
+                total_minor=10000,
+            ),
+            invoice(
+                invoice_id="inv_2",
+                billing_customer_id="cus_1",
+                period_start="2026-10-01T00:00:00Z",
+                period_end="2026-11-01T00:00:00Z",
+                issued_at="2026-10-01T00:00:00Z",
+                subtotal_minor=50000,
+                tax_minor=1400,
+                total_minor=51400,
+            ),
+            # the header does not add up: 200.00 + 0 != 220.00
+            invoice(
+                invoice_id="inv_3",
+                billing_customer_id="cus_2",
+                period_start="2026-10-01T00:00:00Z",
+                period_end="2026-11-01T00:00:00Z",
+                issued_at="2026-10-01T00:00:00Z",
+                subtotal_minor=20000,
+                tax_minor=0,
+                total_minor=22000,
+            ),
         ],
     )
     lake.drop(
         "billing/invoice_line_items",
         "2026-10-01.jsonl",
         [
-            line("li_1", "inv_1", "subscription", 10000, SEPTEMBER),
-            line("li_2", "inv_2", "subscription", 50000, OCTOBER),
-            line("li_3", "inv_3", "subscription", 20000, OCTOBER),
-            line("li_9", "inv_404", "one_off", 500, OCTOBER),  # its invoice never arrives
+            line_item(
+                line_item_id="li_1",
+                invoice_id="inv_1",
+                kind="subscription",
+                amount_minor=10000,
+                service_period_start="2026-09-01T00:00:00Z",
+                service_period_end="2026-10-01T00:00:00Z",
+            ),
+            line_item(
+                line_item_id="li_2",
+                invoice_id="inv_2",
+                kind="subscription",
+                amount_minor=50000,
+                service_period_start="2026-10-01T00:00:00Z",
+                service_period_end="2026-11-01T00:00:00Z",
+            ),
+            line_item(
+                line_item_id="li_3",
+                invoice_id="inv_3",
+                kind="subscription",
+                amount_minor=20000,
+                service_period_start="2026-10-01T00:00:00Z",
+                service_period_end="2026-11-01T00:00:00Z",
+            ),
+            # its invoice never arrives
+            line_item(
+                line_item_id="li_9",
+                invoice_id="inv_404",
+                kind="one_off",
+                amount_minor=500,
+                service_period_start="2026-10-01T00:00:00Z",
+                service_period_end="2026-11-01T00:00:00Z",
+            ),
         ],
     )
     lake.drop(
         "usage_events",
         "2026-10-05.jsonl",
         [
-            event("e1", "t1", "2026-09-10T10:00:00Z", 4),
-            event("e2", "t2", "2026-09-12T10:00:00Z", 6),
-            event("e3", "t1", "2026-10-02T10:00:00Z", 5),
-            event("e4", "t1", "2026-10-02T11:00:00Z", 5),
-            event("e5", "t2", "2026-10-03T10:00:00Z", 3),
-            event("e5", "t2", "2026-10-03T10:00:00Z", 3),  # re-delivered: counted once
-            event("e6", "t9", "2026-10-04T10:00:00Z", 7),
+            event(event_id="e1", tenant_id="t1", occurred_at="2026-09-10T10:00:00Z", quantity=4),
+            event(event_id="e2", tenant_id="t2", occurred_at="2026-09-12T10:00:00Z", quantity=6),
+            event(event_id="e3", tenant_id="t1", occurred_at="2026-10-02T10:00:00Z", quantity=5),
+            event(event_id="e4", tenant_id="t1", occurred_at="2026-10-02T11:00:00Z", quantity=5),
+            event(event_id="e5", tenant_id="t2", occurred_at="2026-10-03T10:00:00Z", quantity=3),
+            # re-delivered: counted once
+            event(event_id="e5", tenant_id="t2", occurred_at="2026-10-03T10:00:00Z", quantity=3),
+            event(event_id="e6", tenant_id="t9", occurred_at="2026-10-04T10:00:00Z", quantity=7),
         ],
     )
 
@@ -236,42 +232,48 @@ def drop_late_data(lake: Lake) -> None:
         "usage_events",
         "2026-11-02.jsonl",
         [
-            event("e7", "t1", "2026-10-20T10:00:00Z", 12),
-            event("e8", "t3", "2026-10-21T09:00:00Z", 2),
+            event(event_id="e7", tenant_id="t1", occurred_at="2026-10-20T10:00:00Z", quantity=12),
+            event(event_id="e8", tenant_id="t3", occurred_at="2026-10-21T09:00:00Z", quantity=2),
         ],
     )
     lake.drop(
         "billing/customers",
         "2026-11-01.jsonl",
-        [billing_customer("cus_3", "t3", None, "2026-10-21")],
+        [
+            billing_customer(
+                billing_customer_id="cus_3",
+                tenant_id="t3",
+                crm_account_id=None,
+                created_at="2026-10-21T00:00:00Z",
+            )
+        ],
     )
     lake.drop(
         "billing/credit_notes",
         "2026-10-25.jsonl",
         [
-            {
-                "credit_note_id": "cn_1",
-                "invoice_id": "inv_2",
-                "amount_minor": 2000,
-                "currency": "USD",
-                "reason": "goodwill",
-                "issued_at": "2026-10-25T00:00:00Z",
-            }
+            credit_note(
+                credit_note_id="cn_1",
+                invoice_id="inv_2",
+                amount_minor=2000,
+                currency="USD",
+                issued_at="2026-10-25T00:00:00Z",
+            )
         ],
     )
     lake.drop(
         "crm/accounts",
         "2026-11-02.jsonl",  # Ann is not in this snapshot: unchanged
         [
-            crm(
-                "acc_2",
-                "Borealis Bank",
-                "Bob Stone",
-                "Enterprise",
-                "EMEA",
-                "cus_2",
-                "2026-10-15",
-                "2026-11-02",
+            crm_account(
+                crm_account_id="acc_2",
+                account_name="Borealis Bank",
+                owner_name="Bob Stone",
+                segment="Enterprise",
+                region="EMEA",
+                billing_customer_id="cus_2",
+                updated_at="2026-10-15T00:00:00Z",
+                snapshot_at="2026-11-02T00:00:00Z",
             )
         ],
     )

@@ -15,6 +15,7 @@ from c360_assets.serving import (
 )
 
 EXPECTED_VIEWS = {
+    "customers",
     "customer_360",
     "revenue_by_segment_region_month",
     "invoices_not_reconciling",

@@ -5,27 +5,7 @@ import json
 import dagster as dg
 
 from c360_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-
-
-def event(event_id, tenant, occurred_at, quantity=1, product="fraud_score"):
-    return {
-        "event_id": event_id,
-        "tenant_id": tenant,
-        "product": product,
-        "quantity": quantity,
-        "occurred_at": occurred_at,
-    }
-
-
-def billing_customer(billing_customer_id, tenant):
-    return {
-        "billing_customer_id": billing_customer_id,
-        "tenant_id": tenant,
-        "crm_account_id": "",
-        "currency": "usd",
-        "created_at": "2026-01-01T00:00:00Z",
-        "updated_at": "2026-01-01T00:00:00Z",
-    }
+from tests.records import billing_customer, event
 
 
 def facts(lake) -> dict[tuple, tuple]:
@@ -42,14 +22,30 @@ def test_dedupe_utc_days_and_quarantine(lake):
         "2026-10-01.jsonl",
         [
             # 23:30 at -05:00 is 04:30 UTC the next day: it belongs to 2026-10-02
-            event("e1", "T1", "2026-10-01T23:30:00-05:00", 2),
+            event(
+                event_id="e1", tenant_id="T1", occurred_at="2026-10-01T23:30:00-05:00", quantity=2
+            ),
             # 00:30 at +02:00 is 22:30 UTC the previous day: 2026-09-30
-            event("e2", "t1", "2026-10-01T00:30:00+02:00", 3),
-            event("e3", " t1 ", "2026-10-01T12:00:00Z", 5),
-            event("e3", " t1 ", "2026-10-01T12:00:00Z", 5),  # in-file re-delivery
+            event(
+                event_id="e2", tenant_id="t1", occurred_at="2026-10-01T00:30:00+02:00", quantity=3
+            ),
+            event(event_id="e3", tenant_id=" t1 ", occurred_at="2026-10-01T12:00:00Z", quantity=5),
+            # in-file re-delivery
+            event(event_id="e3", tenant_id=" t1 ", occurred_at="2026-10-01T12:00:00Z", quantity=5),
             "{not json",
-            json.dumps(event("e4", "t1", "2026-10-01T12:00:00Z", "lots")),
-            json.dumps(event("e5", "t1", "2026-10-01T12:00:00Z", -1)),
+            json.dumps(
+                event(
+                    event_id="e4",
+                    tenant_id="t1",
+                    occurred_at="2026-10-01T12:00:00Z",
+                    quantity="lots",
+                )
+            ),
+            json.dumps(
+                event(
+                    event_id="e5", tenant_id="t1", occurred_at="2026-10-01T12:00:00Z", quantity=-1
+                )
+            ),
             json.dumps({"event_id": "e6", "product": "kyc_check", "occurred_at": "2026-10-01"}),
             json.dumps(
                 {
@@ -65,8 +61,15 @@ def test_dedupe_utc_days_and_quarantine(lake):
         "usage_events",
         "2026-10-04.jsonl.gz",
         [
-            event("e3", "t1", "2026-10-01T12:00:00Z", 5),  # cross-file re-delivery, days later
-            event("e8", "t2", "2026-10-01T23:59:59.999999Z", 7, "device_intel"),
+            # cross-file re-delivery, days later
+            event(event_id="e3", tenant_id="t1", occurred_at="2026-10-01T12:00:00Z", quantity=5),
+            event(
+                event_id="e8",
+                tenant_id="t2",
+                occurred_at="2026-10-01T23:59:59.999999Z",
+                quantity=7,
+                product="device_intel",
+            ),
         ],
     )
     report = lake.run()
@@ -101,8 +104,8 @@ def test_dedupe_utc_days_and_quarantine(lake):
 
 def test_same_file_twice_and_repeated_run_change_nothing(lake):
     records = [
-        event("e1", "t1", "2026-10-01T10:00:00Z", 4),
-        event("e2", "t1", "2026-10-02T10:00:00Z"),
+        event(event_id="e1", tenant_id="t1", occurred_at="2026-10-01T10:00:00Z", quantity=4),
+        event(event_id="e2", tenant_id="t1", occurred_at="2026-10-02T10:00:00Z"),
     ]
     lake.drop("usage_events", "a.jsonl", records)
     lake.run()
@@ -136,7 +139,10 @@ def test_late_file_rebuilds_only_its_day_via_sensor(lake):
     lake.drop(
         "usage_events",
         "d1.jsonl",
-        [event(f"e{i}", "t1", f"{day}T08:00:00Z", i + 1) for i, day in enumerate(days)],
+        [
+            event(event_id=f"e{i}", tenant_id="t1", occurred_at=f"{day}T08:00:00Z", quantity=i + 1)
+            for i, day in enumerate(days)
+        ],
     )
     lake.run()
     files_before = lake.data_files("marts.fct_usage_daily")
@@ -158,9 +164,17 @@ def test_late_file_rebuilds_only_its_day_via_sensor(lake):
         }
     )
     # two ingestions between ticks: a late event for 10-02, then one for 10-05
-    lake.drop("usage_events", "late-1.jsonl", [event("x1", "t1", "2026-10-02T23:00:00Z", 10)])
+    lake.drop(
+        "usage_events",
+        "late-1.jsonl",
+        [event(event_id="x1", tenant_id="t1", occurred_at="2026-10-02T23:00:00Z", quantity=10)],
+    )
     assert ingest.execute_in_process(instance=lake.instance).success
-    lake.drop("usage_events", "late-2.jsonl", [event("x2", "t1", "2026-10-05T01:00:00Z", 20)])
+    lake.drop(
+        "usage_events",
+        "late-2.jsonl",
+        [event(event_id="x2", tenant_id="t1", occurred_at="2026-10-05T01:00:00Z", quantity=20)],
+    )
     assert ingest.execute_in_process(instance=lake.instance).success
 
     # usage ingestion feeds no unpartitioned model: nothing to refresh, nothing held back
@@ -195,14 +209,25 @@ def test_identity_change_rebuilds_the_remapped_tenants_days(lake):
     lake.drop(
         "usage_events",
         "u.jsonl",
-        [event("e1", "t1", "2026-10-01T08:00:00Z"), event("e2", "t2", "2026-10-02T08:00:00Z")],
+        [
+            event(event_id="e1", tenant_id="t1", occurred_at="2026-10-01T08:00:00Z"),
+            event(event_id="e2", tenant_id="t2", occurred_at="2026-10-02T08:00:00Z"),
+        ],
     )
     lake.run()
     assert {r["customer_key"] for r in lake.rows("marts.fct_usage_daily")} == {"unknown"}
     lake.drop(
         "billing/customers",
         "customers.csv",
-        [billing_customer(" CUS_9", "T2 ")],
+        [
+            billing_customer(
+                billing_customer_id=" CUS_9",
+                tenant_id="T2 ",
+                crm_account_id="",
+                currency="usd",
+                created_at="2026-01-01T00:00:00Z",
+            )
+        ],
     )
     report = lake.run()
     assert report.rebuilt["daily"] == ["2026-10-02"]  # only t2's day
@@ -212,7 +237,11 @@ def test_identity_change_rebuilds_the_remapped_tenants_days(lake):
 
 
 def test_usage_waits_for_the_refresh_a_billing_file_needs(lake):
-    lake.drop("usage_events", "d1.jsonl", [event("e1", "t1", "2026-10-01T08:00:00Z")])
+    lake.drop(
+        "usage_events",
+        "d1.jsonl",
+        [event(event_id="e1", tenant_id="t1", occurred_at="2026-10-01T08:00:00Z")],
+    )
     lake.run()
     defs = lake.definitions()
     daily_sensor = defs.resolve_sensor_def("daily_partitions_sensor")
@@ -220,8 +249,24 @@ def test_usage_waits_for_the_refresh_a_billing_file_needs(lake):
     # a first tick re-requests what lake.run() built; only its cursor matters here
     first = dg.build_sensor_context(instance=lake.instance, definitions=defs)
     daily_sensor(first)
-    lake.drop("usage_events", "d2.jsonl", [event("e2", "t1", "2026-10-02T08:00:00Z")])
-    lake.drop("billing/customers", "c.csv", [billing_customer("cus_1", "t9")])
+    lake.drop(
+        "usage_events",
+        "d2.jsonl",
+        [event(event_id="e2", tenant_id="t1", occurred_at="2026-10-02T08:00:00Z")],
+    )
+    lake.drop(
+        "billing/customers",
+        "c.csv",
+        [
+            billing_customer(
+                billing_customer_id="cus_1",
+                tenant_id="t9",
+                crm_account_id="",
+                currency="usd",
+                created_at="2026-01-01T00:00:00Z",
+            )
+        ],
+    )
     assert defs.resolve_job_def("ingest_job").execute_in_process(instance=lake.instance).success
 
     # a billing file can remap tenants: the new usage day waits for the refresh
