@@ -7,6 +7,8 @@ marts) through the PostgreSQL JDBC catalog: nothing is copied. On top of the mar
   the view's query; the DDL around it (``create or replace view iceberg.bi.<view> comment ...
   security invoker as``) is added here, so every view is SECURITY INVOKER: the reader's own
   rights and column masks apply (the bi user sees ``owner_email`` masked through a view too).
+  A view reads marts and may read other BI views (``bi.customers``, the customer as its latest
+  version, is shared this way); views are created after the views they read.
   ``create_bi_views`` runs them: ``c360 stack up`` calls it once the stack is ready, and the
   ``bi_views`` asset after each ``c360 run``. A view is re-created only when its file changed
   (the file's digest is kept in the view's comment), so calling it again rewrites nothing.
@@ -26,7 +28,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -64,8 +66,9 @@ class BiView:
     name: str
     query: str
     description: str  # the file's leading comment
-    reads: tuple[str, ...]  # "schema.table" of every table it reads
+    reads: tuple[str, ...]  # "schema.table" of every table it reads (through ``uses`` too)
     digest: str
+    uses: tuple[str, ...] = ()  # the other BI views it reads (``iceberg.bi.<name>``)
 
     @classmethod
     def from_file(cls, path: Path) -> "BiView":
@@ -79,13 +82,14 @@ class BiView:
         query = "\n".join(body).strip().rstrip(";").strip()
         if not re.match(r"(with|select)\b", query, re.IGNORECASE):
             raise ValueError(f"{path}: a BI view file holds the view's query (with/select ...)")
-        reads = sorted({f"{m['schema']}.{m['table']}".lower() for m in _READS.finditer(query)})
+        found = {(m["schema"].lower(), m["table"].lower()) for m in _READS.finditer(query)}
         return cls(
             name=path.stem,
             query=query,
             description=" ".join(comment),
-            reads=tuple(reads),
+            reads=tuple(sorted(f"{s}.{t}" for s, t in found if s != BI_SCHEMA)),
             digest=hashlib.sha256(text.encode()).hexdigest()[:16],
+            uses=tuple(sorted(t for s, t in found if s == BI_SCHEMA)),
         )
 
     @property
@@ -107,7 +111,30 @@ def _sql_literal(text: str) -> str:
 
 
 def load_bi_views(directory: Path = VIEWS_DIR) -> list[BiView]:
-    return [BiView.from_file(path) for path in sorted(directory.glob("*.sql"))]
+    """The views of ``directory`` in creation order: a view after the BI views it reads.
+
+    A view's ``reads`` include the tables it reads through those views, so it is skipped when
+    they are (see :func:`create_bi_views`) and the ``bi_views`` asset depends on them.
+    """
+    files = {v.name: v for v in map(BiView.from_file, sorted(directory.glob("*.sql")))}
+    ordered: dict[str, BiView] = {}
+
+    def resolve(view: BiView, path: tuple[str, ...]) -> BiView:
+        if view.name in ordered:
+            return ordered[view.name]
+        reads = set(view.reads)
+        for name in view.uses:
+            if name in path:
+                raise ValueError(f"BI views read each other: {' -> '.join((*path, name))}")
+            if name not in files:
+                raise ValueError(f"bi.{view.name} reads bi.{name}: no {name}.sql in {directory}")
+            reads |= set(resolve(files[name], (*path, name)).reads)
+        ordered[view.name] = replace(view, reads=tuple(sorted(reads)))
+        return ordered[view.name]
+
+    for view in files.values():
+        resolve(view, (view.name,))
+    return list(ordered.values())
 
 
 def _existing_tables(trino: TrinoResource, schemas: Iterable[str]) -> set[str]:
@@ -143,8 +170,10 @@ def create_bi_views(trino: TrinoResource, views: Sequence[BiView] | None = None)
     """Create or refresh every view of sql/trino/ in ``iceberg.bi``; returns view -> outcome.
 
     Outcomes: ``created``, ``replaced`` (its file changed), ``unchanged``, ``skipped: missing
-    marts.x`` (a table it reads does not exist yet), ``dropped`` (a view this function made whose
-    file is gone). ``trino`` must be allowed to create views (the admin user ``c360``).
+    marts.x`` (a table it reads, itself or through a BI view it reads, does not exist yet),
+    ``dropped`` (a view this function made whose file is gone). Views are created in the order
+    of :func:`load_bi_views`, a view after the views it reads. ``trino`` must be allowed to
+    create views (the admin user ``c360``).
     """
     views = load_bi_views() if views is None else list(views)
     trino.query(f"create schema if not exists {TRINO_CATALOG}.{BI_SCHEMA}")

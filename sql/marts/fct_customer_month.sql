@@ -34,40 +34,42 @@ dim_customer as (
     select * from dim_customer
 ),
 
+-- per customer and source: the first month of activity, and the last month that counts for the
+-- end month (usage, and invoices, credit notes and refunds: not billed usage, not subscriptions)
+activity_months as (
+    select
+        customer_key,
+        date_trunc('month', min(usage_date))::date as first_month,
+        date_trunc('month', max(usage_date))::date as last_month
+    from usage_days
+    group by customer_key
+    union all
+    select
+        customer_key,
+        min(report_month) as first_month,
+        max(report_month) filter (
+            where document_type in ('invoice', 'credit_note', 'refund')
+        ) as last_month
+    from int_billing_documents_resolved
+    group by customer_key
+    union all
+    select
+        customer_key,
+        date_trunc('month', min(started_at))::date as first_month,
+        null::date as last_month
+    from int_subscription_versions
+    group by customer_key
+),
+
 end_month as (
-    select max(activity_month) as month
-    from (
-        select date_trunc('month', max(usage_date))::date as activity_month from usage_days
-        union all
-        select max(report_month) as activity_month
-        from int_billing_documents_resolved
-        where document_type in ('invoice', 'credit_note', 'refund')
-    ) as latest
+    select max(last_month) as month from activity_months
 ),
 
 first_activity as (
     select
         customer_key,
-        min(activity_month) as first_month
-    from (
-        select
-            customer_key,
-            date_trunc('month', min(usage_date))::date as activity_month
-        from usage_days
-        group by customer_key
-        union all
-        select
-            customer_key,
-            min(report_month) as activity_month
-        from int_billing_documents_resolved
-        group by customer_key
-        union all
-        select
-            customer_key,
-            date_trunc('month', min(started_at))::date as activity_month
-        from int_subscription_versions
-        group by customer_key
-    ) as activity
+        min(first_month) as first_month
+    from activity_months
     group by customer_key
 ),
 

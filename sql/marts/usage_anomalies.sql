@@ -153,24 +153,28 @@ scored as (
             and scored_days.product = baselines.product
 ),
 
-coverage as (
+-- the subscription reason of each scored day: null when a subscription of the tenant's billing
+-- customer covers the day, else whether one of them ended before it
+subscription_reasons as (
     select
         scored_days.usage_date,
         scored_days.customer_key,
         scored_days.tenant_id,
         scored_days.product,
-        coalesce(
-            bool_or(
-                subscriptions.covered_from <= scored_days.usage_date
-                and (
-                    subscriptions.covered_until is null
-                    or scored_days.usage_date < subscriptions.covered_until
+        case
+            when
+                bool_or(
+                    subscriptions.covered_from <= scored_days.usage_date
+                    and (
+                        subscriptions.covered_until is null
+                        or scored_days.usage_date < subscriptions.covered_until
+                    )
                 )
-            ),
-            false
-        ) as is_covered,
-        coalesce(bool_or(subscriptions.covered_until <= scored_days.usage_date), false)
-            as has_ended_before
+                then null
+            when bool_or(subscriptions.covered_until <= scored_days.usage_date)
+                then 'usage_after_subscription_ended'
+            else 'no_active_subscription'
+        end as subscription_reason
     from scored_days
     left join int_tenants_resolved as tenants
         on scored_days.tenant_id = tenants.tenant_id
@@ -182,11 +186,7 @@ coverage as (
 flagged as (
     select
         scored.*,
-        case
-            when not coverage.is_covered and coverage.has_ended_before
-                then 'usage_after_subscription_ended'
-            when not coverage.is_covered then 'no_active_subscription'
-        end as subscription_reason,
+        subscription_reasons.subscription_reason,
         case
             when
                 scored.score >= settings.min_score
@@ -197,12 +197,12 @@ flagged as (
         end as spike_reason
     from scored
     cross join settings
-    inner join coverage
+    inner join subscription_reasons
         on
-            scored.usage_date = coverage.usage_date
-            and scored.customer_key = coverage.customer_key
-            and scored.tenant_id = coverage.tenant_id
-            and scored.product = coverage.product
+            scored.usage_date = subscription_reasons.usage_date
+            and scored.customer_key = subscription_reasons.customer_key
+            and scored.tenant_id = subscription_reasons.tenant_id
+            and scored.product = subscription_reasons.product
 ),
 
 final as (

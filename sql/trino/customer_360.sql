@@ -1,6 +1,7 @@
 -- bi.customer_360: one row per current customer (the current version of marts.dim_customer,
--- the 'unknown' member included: usage and billing that map to no customer), with the latest
--- month's plan, adoption and revenue, unreconciled invoices and recent usage anomalies.
+-- from bi.customers; the 'unknown' member included: usage and billing that map to no customer),
+-- with the latest month's plan, adoption and revenue, unreconciled invoices and recent usage
+-- anomalies.
 -- For Customer Success and Sales.
 -- Date basis: latest_month = the latest month of marts.fct_customer_month (the data's last
 -- month, the same for every customer; it may still be running). Revenue is net_revenue_usd
@@ -13,8 +14,9 @@
 -- masks apply to the marts it reads.
 with
 
-dim_customer as (
-    select * from iceberg.marts.dim_customer
+current_customers as (
+    select * from iceberg.bi.customers
+    where is_current
 ),
 
 fct_customer_month as (
@@ -43,29 +45,6 @@ latest_month as (
 
 latest_usage_day as (
     select max(usage_date) as usage_date from fct_usage_daily
-),
-
-customer_since as (
-    select
-        customer_key,
-        min(valid_from) as customer_since
-    from dim_customer
-    group by customer_key
-),
-
-current_customers as (
-    select
-        customer_key,
-        crm_account_id,
-        billing_customer_id,
-        account_name,
-        segment,
-        region,
-        owner_name,
-        owner_email,
-        valid_from as current_version_since
-    from dim_customer
-    where is_current
 ),
 
 revenue as (
@@ -119,8 +98,8 @@ final as (
         customers.region,
         customers.owner_name,
         customers.owner_email,
-        customer_since.customer_since,
-        customers.current_version_since,
+        customers.customer_since,
+        customers.valid_from as current_version_since,
         latest_month.month as latest_month,
         latest_adoption.plan_code,
         coalesce(latest_adoption.usage_units, 0) as usage_units_latest_month,
@@ -137,8 +116,6 @@ final as (
             as usage_anomalies_last_30_days
     from current_customers as customers
     cross join latest_month
-    inner join customer_since
-        on customers.customer_key = customer_since.customer_key
     left join latest_adoption
         on customers.customer_key = latest_adoption.customer_key
     left join revenue

@@ -7,34 +7,16 @@
 -- header columns: nothing to compare, the amounts are the orphans').
 -- header_difference_minor = total - (subtotal + tax); lines_difference_minor = lines - subtotal;
 -- over_credited_minor = credits + refunds - total, when positive.
--- The customer is the latest version of marts.dim_customer (current owner to contact).
+-- The customer is its latest version of marts.dim_customer, from bi.customers (current owner to
+-- contact).
 with
 
 fct_invoice_reconciliation as (
     select * from iceberg.marts.fct_invoice_reconciliation
 ),
 
-dim_customer as (
-    select * from iceberg.marts.dim_customer
-),
-
-ranked_versions as (
-    select
-        *,
-        row_number() over (
-            partition by customer_key order by valid_from desc
-        ) as version_rank
-    from dim_customer
-),
-
-latest_customer_versions as (
-    select
-        customer_key,
-        account_name,
-        segment,
-        owner_name
-    from ranked_versions
-    where version_rank = 1
+customers as (
+    select * from iceberg.bi.customers
 ),
 
 final as (
@@ -66,7 +48,7 @@ final as (
         greatest(invoices.credits_minor + invoices.refunds_minor - invoices.total_minor, 0)
             as over_credited_minor
     from fct_invoice_reconciliation as invoices
-    left join latest_customer_versions as customers
+    left join customers
         on invoices.customer_key = customers.customer_key
     where invoices.status <> 'ok'
 )

@@ -4,8 +4,8 @@
 -- on the wall clock: the 30 days latest_usage_date - 29 .. latest_usage_date.
 -- reason is the strongest reason (usage_after_subscription_ended, no_active_subscription, spike),
 -- reasons all of them; baseline_units and score are null until the key has 14 days of history.
--- The customer is the latest version of marts.dim_customer ('unknown' = a tenant no customer
--- claims).
+-- The customer is its latest version of marts.dim_customer, from bi.customers ('unknown' = a
+-- tenant no customer claims).
 with
 
 usage_anomalies as (
@@ -16,32 +16,12 @@ fct_usage_daily as (
     select * from iceberg.marts.fct_usage_daily
 ),
 
-dim_customer as (
-    select * from iceberg.marts.dim_customer
+customers as (
+    select * from iceberg.bi.customers
 ),
 
 latest_usage_day as (
     select max(usage_date) as usage_date from fct_usage_daily
-),
-
-ranked_versions as (
-    select
-        *,
-        row_number() over (
-            partition by customer_key order by valid_from desc
-        ) as version_rank
-    from dim_customer
-),
-
-latest_customer_versions as (
-    select
-        customer_key,
-        account_name,
-        segment,
-        region,
-        owner_name
-    from ranked_versions
-    where version_rank = 1
 ),
 
 final as (
@@ -63,7 +43,7 @@ final as (
         anomalies.reasons
     from usage_anomalies as anomalies
     cross join latest_usage_day
-    left join latest_customer_versions as customers
+    left join customers
         on anomalies.customer_key = customers.customer_key
     where anomalies.usage_date > latest_usage_day.usage_date - interval '30' day
 )
