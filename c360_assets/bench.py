@@ -458,23 +458,40 @@ def task_polars(args: dict) -> dict:
     t0 = time.perf_counter()
     raw_files = _data_files(lakehouse, "raw.usage_events", EqualTo("event_date", args["day"]))
     tenant_files = _data_files(lakehouse, "core.int_tenants_resolved", AlwaysTrue())
+    # the same plan as c360's stg_usage_events: only ids delivered more than once are sorted
+    # and reduced to their first delivery (a sort or group of every row of a 30M-event day
+    # does not fit in 14 GB)
     order = ["_ingested_at", "_source_file", "_source_line"]
-    staged = (
+    keys = ["event_date", "event_id"]
+    events = (
         pl.scan_parquet(raw_files)
         .filter(pl.col("event_date") == day)
         .with_columns(pl.col("event_id").str.strip_chars())
-        .sort(order)
-        .group_by("event_date", "event_id")
-        .agg(
-            pl.col("tenant_id").first().str.strip_chars().str.to_lowercase(),
-            pl.col("product").first().str.strip_chars().str.to_lowercase(),
-            pl.col("quantity").first(),
-            pl.col("occurred_at").first(),
-            pl.col("_source_file").first().alias("source_file"),
-            pl.col("_source_line").first().alias("source_line"),
-            pl.len().cast(pl.Int64).alias("deliveries"),
-        )
+    )
+    shape = [
+        pl.col("tenant_id").str.strip_chars().str.to_lowercase(),
+        pl.col("product").str.strip_chars().str.to_lowercase(),
+        "quantity",
+        "occurred_at",
+        pl.col("_source_file").alias("source_file"),
+        pl.col("_source_line").alias("source_line"),
+    ]
+    repeated = (
+        events.group_by(keys)
+        .agg(pl.len().cast(pl.Int64).alias("deliveries"))
+        .filter(pl.col("deliveries") > 1)
     ).collect(engine="streaming")
+    once = events.join(repeated.lazy(), on=keys, how="anti").select(
+        *keys, *shape, pl.lit(1, pl.Int64).alias("deliveries")
+    )
+    many = (
+        events.join(repeated.lazy(), on=keys, how="inner")
+        .sort(order)
+        .group_by(keys)
+        .agg(pl.all().exclude("deliveries").first(), pl.col("deliveries").first())
+        .select(*keys, *shape, "deliveries")
+    )
+    staged = pl.concat([once, many]).collect(engine="streaming")
     tenants = pl.scan_parquet(tenant_files).select("tenant_id", "customer_key")
     fct = (
         staged.lazy()
