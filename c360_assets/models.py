@@ -160,11 +160,18 @@ def check_stored_partition(
 
 
 def build_window(context: dg.AssetExecutionContext, model: Model) -> tuple[dt.date, dt.date] | None:
-    """The dates a build covers: the run's partitions plus ``rebuild_ahead`` partitions."""
+    """The dates a build covers: the run's partitions plus up to ``rebuild_ahead`` partitions
+    after them that are already built (one never built gets its baseline when it is built)."""
     if not model.partitioning:
         return None
     start, end = window_of(context)
-    return start, advance(end, model.partitioning, model.rebuild_ahead)
+    if model.rebuild_ahead:
+        built = context.instance.get_materialized_partitions(context.asset_key)
+        last = max((dt.date.fromisoformat(key) for key in built), default=None)
+        if last is not None:
+            ahead = advance(end, model.partitioning, model.rebuild_ahead)
+            end = max(end, min(ahead, advance(last, model.partitioning)))
+    return start, end
 
 
 def chunks(
