@@ -970,12 +970,14 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
 
 
 def _failed_peer(name: str, error: Exception) -> dict:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return {
         "name": name,
         "seconds": None,
         "peak_rss_mb": None,
         "same_output": False,
         "compares_with": "build_day",
+        "reason": (lines[-1] if lines else type(error).__name__)[:160],
         "error": str(error)[-2000:],
     }
 
@@ -990,12 +992,12 @@ def targets(profile: Profile, stages: dict, peers: list[dict], ratios: dict) -> 
     """The issue's targets (set for the full profile; reported for every profile)."""
     build = stages["build_day"]
     timed_peers = [p for p in peers if p["seconds"] and p.get("compares_with") == "build_day"]
+    # None = not measured: no peer of build_day finished (a failed peer is not "slower")
+    faster = all(build["seconds"] < p["seconds"] for p in timed_peers) if timed_peers else None
     return {
         "build_day_under_60s": build["seconds"] < 60,
         "build_day_under_6gb": build["peak_rss_mb"] < 6 * 1024,
-        "build_day_faster_than_every_peer": all(
-            build["seconds"] < p["seconds"] for p in timed_peers
-        ),
+        "build_day_faster_than_every_peer": faster,
         "late_rebuild_at_most_a_tenth_of_full_refresh": ratios["late_rebuild_over_full_refresh"]
         <= 0.1,
         "ingest_day_at_least_1m_events_per_second": (stages["ingest_day"]["rows_per_second"] or 0)
@@ -1005,6 +1007,10 @@ def targets(profile: Profile, stages: dict, peers: list[dict], ratios: dict) -> 
 
 
 # -- reporting -----------------------------------------------------------------------------------
+def _verdict(value: bool | None) -> str:
+    return "not measured" if value is None else "ok" if value else "MISSED"
+
+
 def format_table(result: dict) -> str:
     lines = [f"c360 bench, profile {result['profile']}", ""]
     lines.append(f"{'stage':<18}{'seconds':>10}{'rows':>14}{'rows/s':>14}{'peak RSS MB':>13}")
@@ -1018,15 +1024,13 @@ def format_table(result: dict) -> str:
     lines += ["", f"{'peer':<18}{'seconds':>10}{'peak RSS MB':>13}  same_output"]
     for p in result["peers"]:
         if p["seconds"] is None:
-            lines.append(f"{p['name']:<18}{'skipped':>10}")
+            status = "failed" if p.get("error") else "skipped"
+            lines.append(f"{p['name']:<18}{status:>10}  {p.get('reason') or p.get('skipped', '')}")
             continue
         rss = f"{p['peak_rss_mb']:,.0f}" if p["peak_rss_mb"] is not None else "-"
         lines.append(f"{p['name']:<18}{p['seconds']:>10.2f}{rss:>13}  {p['same_output']}")
     lines += ["", "ratios: " + ", ".join(f"{k} {v}" for k, v in result["ratios"].items())]
-    lines += [
-        "targets: "
-        + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in result["targets"].items())
-    ]
+    lines += ["targets: " + ", ".join(f"{k} {_verdict(v)}" for k, v in result["targets"].items())]
     return "\n".join(lines)
 
 
