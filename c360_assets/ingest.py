@@ -94,8 +94,12 @@ def _read_tabular(path: Path, con: duckdb.DuckDBPyConnection) -> pa.Table:
         names = [n.strip().strip('"') for n in header.rstrip("\r\n").split(",")]
         data = pacsv.read_csv(
             path,
+            # only an empty field is null: pyarrow's default null markers would also turn
+            # values such as "NA" (North America), "N/A" or "null" into nulls
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=True
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=True,
+                null_values=[""],
             ),
         )
         first_line = 2

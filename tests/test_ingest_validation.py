@@ -1,12 +1,13 @@
 """Record validation: the canonical-form fast path gives exactly what the general path gives."""
 
 import datetime as dt
+import json
 
 import duckdb
 import pyarrow as pa
 import pytest
 
-from c360_assets.ingest import canonical_shape, validation_sql
+from c360_assets.ingest import canonical_shape, read_records, validation_sql
 from c360_assets.sources import USAGE
 
 OK = None
@@ -140,3 +141,15 @@ def test_reasons_per_line(canonical_path):
 
 def test_both_paths_agree_on_every_line():
     assert _validate(canonical_path=True) == _validate(canonical_path=False)
+
+
+def test_csv_values_that_look_like_null_markers_are_kept(tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_text('crm_account_id,region,segment,owner_name\na1,NA,N/A,null\na2,,"",NULL\n')
+    records = read_records(path, duckdb.connect())
+    rows = [json.loads(raw) for raw in records.column("raw").to_pylist()]
+    assert records.column("line").to_pylist() == [2, 3]
+    assert rows == [
+        {"crm_account_id": "a1", "region": "NA", "segment": "N/A", "owner_name": "null"},
+        {"crm_account_id": "a2", "region": None, "segment": None, "owner_name": "NULL"},
+    ]
