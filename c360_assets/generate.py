@@ -84,6 +84,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from c360_assets.sqlquote import literal
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -244,12 +246,8 @@ def _day(d: int) -> dt.date:
     return EPOCH + dt.timedelta(days=d)
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _sql_list(values: Iterable[object]) -> str:
-    return "[" + ", ".join(_sql_str(v) if isinstance(v, str) else str(v) for v in values) + "]"
+    return "[" + ", ".join(literal(v) if isinstance(v, str) else str(v) for v in values) + "]"
 
 
 def _ascii(text: str) -> str:
@@ -1250,8 +1248,8 @@ class _Generator:
             final = self.landing / folder / f"{prefix}_{key}.{fmt}"
             tmp = self.publisher.tmp_for(final)
             cols = ", ".join(f'"{c}"' for c in columns)
-            self._run(f"""COPY (SELECT {cols} FROM export WHERE file_key = {_sql_str(key)}
-                ORDER BY {order}) TO {_sql_str(str(tmp))} ({options})""")
+            self._run(f"""COPY (SELECT {cols} FROM export WHERE file_key = {literal(key)}
+                ORDER BY {order}) TO {literal(str(tmp))} ({options})""")
             self.publisher.publish(tmp, final)
             self.files[folder] += 1
             self.rows[folder] += n
@@ -1365,7 +1363,7 @@ class _Generator:
                          AND ux(90, c, {si}, 0) < 0.002)
             ORDER BY crm_account_id
             """
-            n = self._all(f"COPY ({query}) TO {_sql_str(str(tmp))} (FORMAT csv, HEADER true)")[0][0]
+            n = self._all(f"COPY ({query}) TO {literal(str(tmp))} (FORMAT csv, HEADER true)")[0][0]
             self.publisher.publish(tmp, final)
             self.files["crm/accounts"] += 1
             self.rows["crm/accounts"] += n

@@ -223,7 +223,8 @@ def _type_ok(col: Column) -> str:
 
 
 def _typed_sql(source: Source) -> str:
-    """Each field cast once (``t_<name>``) and its type verdict (``ok_<name>``)."""
+    """Each field cast once (``t_<name>``) and whether it is present with a wrong type
+    (``bad_<name>``)."""
     casts = ",\n        ".join(f'{_cast(c)} as "t_{c.name}"' for c in source.columns)
     verdicts = ",\n        ".join(
         f'{_value(c)} is not null and not {_type_ok(c)} as "bad_{c.name}"' for c in source.columns

@@ -72,7 +72,7 @@ def touched(
     refreshed after them, so a partition is never built against a stale or missing mapping.
     """
     bound = refreshed_through(instance, models)
-    held = RAW_KEYS if refresh_pending(instance, models) else []
+    held = RAW_KEYS if refresh_pending(instance, models, bound) else []
     found = touched_since(
         instance,
         trigger_keys(models, stage),
@@ -97,10 +97,13 @@ def refresh_inputs(models: Sequence[Model]) -> list[dg.AssetKey]:
     return [key for key in RAW_KEYS if key in read]
 
 
-def refresh_pending(instance: dg.DagsterInstance, models: Sequence[Model]) -> bool:
+def refresh_pending(
+    instance: dg.DagsterInstance, models: Sequence[Model], through: int | None = None
+) -> bool:
     """True when a refresh input was ingested after the unpartitioned models last caught up
-    (or they were never built)."""
-    through = refreshed_through(instance, models)
+    (or they were never built). ``through``: ``refreshed_through`` when already known."""
+    if through is None:
+        through = refreshed_through(instance, models)
     latest = max((latest_storage_id(instance, k) for k in refresh_inputs(models)), default=0)
     return through == 0 or latest > through
 

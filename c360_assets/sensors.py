@@ -15,7 +15,7 @@ import dagster as dg
 from c360_assets.ingest import FORMATS
 from c360_assets.models import Model
 from c360_assets.partitions import contiguous_ranges, partition_key, range_tags
-from c360_assets.pipeline import RAW_KEYS, refresh_pending, touched
+from c360_assets.pipeline import refresh_inputs, refresh_pending, touched
 from c360_assets.plan import latest_storage_id
 from resources.lakehouse import LakehouseResource
 
@@ -63,8 +63,10 @@ def build_sensors(models: Sequence[Model]) -> list[dg.SensorDefinition]:
     def refresh_sensor(context: dg.SensorEvaluationContext):
         if not refresh_pending(context.instance, models):
             return dg.SkipReason("the unpartitioned models are up to date with their inputs")
-        # one request per ingestion state: a pending refresh is never requested twice
-        last = max(latest_storage_id(context.instance, key) for key in RAW_KEYS)
+        # one request per state of the refresh inputs: usage arriving while a refresh is pending
+        # (or running) never requests it again
+        inputs = refresh_inputs(models)
+        last = max((latest_storage_id(context.instance, key) for key in inputs), default=0)
         return dg.RunRequest(run_key=f"refresh:{last}")
 
     def partition_sensor(stage: str) -> dg.SensorDefinition:

@@ -37,6 +37,7 @@ import dagster as dg
 from c360_assets import stack
 from c360_assets.models import Model, asset_key_for_table
 from c360_assets.sqlmodel import SQL_DIR, run_sql
+from c360_assets.sqlquote import literal
 from resources.lakehouse import LakehouseResource
 from resources.trino import TrinoResource
 
@@ -100,14 +101,10 @@ class BiView:
         """The DDL: one atomic ``create or replace``, security invoker, commented."""
         return (
             f"create or replace view {TRINO_CATALOG}.{BI_SCHEMA}.{self.name}\n"
-            f"comment {_sql_literal(self.comment)}\n"
+            f"comment {literal(self.comment)}\n"
             f"security invoker\n"
             f"as\n{self.query}"
         )
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def load_bi_views(directory: Path = VIEWS_DIR) -> list[BiView]:
@@ -138,7 +135,7 @@ def load_bi_views(directory: Path = VIEWS_DIR) -> list[BiView]:
 
 
 def _existing_tables(trino: TrinoResource, schemas: Iterable[str]) -> set[str]:
-    names = ", ".join(_sql_literal(s) for s in sorted(set(schemas)))
+    names = ", ".join(literal(s) for s in sorted(set(schemas)))
     if not names:
         return set()
     rows = trino.query(

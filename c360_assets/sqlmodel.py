@@ -26,6 +26,7 @@ from pyiceberg.expressions import (
 )
 
 from c360_assets.partitions import advance, month_of
+from c360_assets.sqlquote import literal_list
 from resources.lakehouse import LakehouseResource, duckdb_types
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -108,9 +109,9 @@ class ParquetScan:
             f'"{name}"' if name in present else f'null::{kind} as "{name}"'
             for name, kind in self.columns
         )
-        files = ", ".join("'" + f.replace("'", "''") + "'" for f in self.files)
         return (
-            f"select {select} from read_parquet([{files}], union_by_name = true) where {self.where}"
+            f"select {select} from read_parquet({literal_list(self.files)}, union_by_name = true) "
+            f"where {self.where}"
         )
 
 
@@ -161,10 +162,9 @@ class SqlSession:
             self.con, table, sql, bound, partition_by, replace=where
         )
         if files:
-            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             self.con.execute(
                 f"create or replace temp view model_output as "
-                f"select * from read_parquet([{listed}])"
+                f"select * from read_parquet({literal_list(files)})"
             )
         elif rows == 0:
             empty = f"select * from ({sql}\n) limit 0"

@@ -36,6 +36,8 @@ from urllib.parse import quote
 
 import psutil
 
+from c360_assets.sqlquote import literal
+
 if TYPE_CHECKING:
     from resources.trino import TrinoResource
 
@@ -408,16 +410,12 @@ def _start_postgres(cfg: StackConfig, bin_dir: Path, echo: Echo) -> None:
     echo(f"postgres started on 127.0.0.1:{cfg.pg_port} (pid {postgres_pid(cfg)})")
 
 
-def _sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _bootstrap_catalog_db(cfg: StackConfig, bin_dir: Path) -> None:
     """Role `c360` with the configured password and database `c360_catalog` (idempotent)."""
     script = f"""
 SELECT 'CREATE ROLE {PG_USER} LOGIN'
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}') \\gexec
-ALTER ROLE {PG_USER} WITH LOGIN PASSWORD {_sql_literal(cfg.pg_password)};
+ALTER ROLE {PG_USER} WITH LOGIN PASSWORD {literal(cfg.pg_password)};
 SELECT 'CREATE DATABASE {PG_DATABASE} OWNER {PG_USER}'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{PG_DATABASE}') \\gexec
 """

@@ -276,6 +276,12 @@ def test_usage_waits_for_the_refresh_a_billing_file_needs(lake):
     request = refresh_sensor(tick)
     assert isinstance(request, dg.RunRequest)
     assert refresh_sensor(tick).run_key == request.run_key  # the same request, deduplicated
+    # more usage while the refresh is pending asks for no second refresh
+    lake.drop(
+        "usage_events", "d3.jsonl", [event(event_id="e3", occurred_at="2026-10-02T09:00:00Z")]
+    )
+    assert defs.resolve_job_def("ingest_job").execute_in_process(instance=lake.instance).success
+    assert refresh_sensor(tick).run_key == request.run_key
 
     assert defs.resolve_job_def("refresh_job").execute_in_process(instance=lake.instance).success
     assert isinstance(refresh_sensor(tick), dg.SkipReason)
