@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -268,7 +269,9 @@ class LakehouseResource(dg.ConfigurableResource):
             files = []
         with table.transaction() as tx:
             if replace is not None:
-                tx.delete(replace, snapshot_properties=properties)
+                with warnings.catch_warnings():  # a first build replaces nothing: expected
+                    warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                    tx.delete(replace, snapshot_properties=properties)
             if files:
                 # the table's own scheme, the path as written (no percent-encoding of '=')
                 scheme = "file://" if location.startswith("file://") else ""
