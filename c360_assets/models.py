@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import dagster as dg
+import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue
 
+from c360_assets import incremental
 from c360_assets.partitions import PARTITIONS, advance, window_of
 from c360_assets.sqlmodel import Read, SqlSession, between, open_model_session, sql_text
 from resources.lakehouse import LakehouseResource
@@ -47,6 +49,9 @@ class Model:
     # partitions after the window whose rows depend on the window's data (e.g. trailing baselines
     # of the following days): each build also rewrites them, so late data never leaves them stale
     rebuild_ahead: int = 0
+    # columns of a series when a row depends on its windowed inputs only through its own series'
+    # rows: builds then rewrite only the series whose inputs changed (c360_assets/incremental.py)
+    series: tuple[str, ...] = ()
 
     @property
     def table(self) -> str:
@@ -188,16 +193,83 @@ def chunks(
     return parts
 
 
+@dataclass(frozen=True)
+class Step:
+    """One commit of a build: a window (None: the whole table), rebuilt in full or, with
+    ``series``, only for those series (the window's other rows are kept)."""
+
+    window: tuple[dt.date, dt.date] | None
+    series: pa.Table | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+def patch_sql(sql: str, series: tuple[str, ...]) -> str:
+    """The model's rows for ``changed_series`` plus the kept rows of every other series."""
+    using = ", ".join(f'"{c}"' for c in series)
+    return (
+        f"select * from (\n{sql}\n)\nunion all by name\n"
+        f"select * from kept_rows anti join changed_series using ({using})"
+    )
+
+
+def build_steps(
+    context: dg.AssetExecutionContext, lakehouse: LakehouseResource, model: Model
+) -> tuple[list[Step], dict]:
+    """The commits of one build (one partition at a time: memory is bounded by the largest
+    partition, not by the range) and metadata describing the plan."""
+    if not model.series:
+        return [
+            Step(chunk) for chunk in chunks(build_window(context, model), model.partitioning)
+        ], {}
+    start, end = window_of(context)
+    run_days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
+    materialized = {
+        dt.date.fromisoformat(k)
+        for k in context.instance.get_materialized_partitions(context.asset_key)
+    }
+    plan = incremental.plan_build(
+        lakehouse,
+        model.table,
+        model.reads.values(),
+        sql_text(model.sql_path),
+        model.series,
+        model.rebuild_ahead,
+        run_days,
+        materialized,
+        full_requested=context.run.tags.get(incremental.FULL_TAG) == "full",
+    )
+    if plan is None:  # no watermark yet: the run's days and the days ahead, in full
+        marks = incremental.watermark_now(lakehouse, model.reads.values(), sql_text(model.sql_path))
+        steps = [Step(c) for c in chunks(build_window(context, model), model.partitioning)]
+        steps[-1] = Step(steps[-1].window, properties=incremental.watermark_properties(marks))
+        return steps, {"rebuild_mode": "no watermark"}
+    steps = [Step((day, day + dt.timedelta(days=1))) for day in plan.full_days]
+    steps += [Step(span, plan.changed_series) for span in plan.patch_spans]
+    before = incremental.watermark_properties(plan.previous)
+    steps = [Step(s.window, s.series, before) for s in steps[:-1]] + [
+        Step(s.window, s.series, incremental.watermark_properties(plan.watermark))
+        for s in steps[-1:]
+    ]
+    return steps, plan.metadata()
+
+
 def _build(
-    lakehouse: LakehouseResource, model: Model, window: tuple[dt.date, dt.date] | None
+    lakehouse: LakehouseResource, model: Model, step: Step
 ) -> tuple[int, list[dg.AssetCheckResult], dict]:
-    """Build one window: scan, run the SQL, replace the window's rows, check, report."""
+    """Build one step: scan, run the SQL, replace the window's rows, check, report."""
+    window = step.window
     with open_model_session(lakehouse, model.reads, window) as session:
         where = between(model.partition_column, *window) if window else AlwaysTrue()
         before = lakehouse.current_snapshot_id(model.table)
         partition_by = (model.partition_column,) if model.partition_column else ()
+        sql = sql_text(model.sql_path)
+        if step.series is not None:
+            windowed = [name for name, read in model.reads.items() if read.window_column]
+            session.restrict(windowed, step.series, model.series)
+            session.register("kept_rows", lakehouse.scan(model.table, where))
+            sql = patch_sql(sql, model.series)
         rows = session.write_output(
-            lakehouse, model.table, sql_text(model.sql_path), where, partition_by
+            lakehouse, model.table, sql, where, partition_by, step.properties
         )
         checks = run_checks(session, model)
         extra = dict(model.after_write(lakehouse, session, before)) if model.after_write else {}
@@ -276,15 +348,21 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
         metadata={"table": model.table, "grain": ", ".join(model.grain)},
     )
     def _asset(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
-        window = build_window(context, model)
-        rows, per_chunk, extra = 0, [], {}
-        # one partition at a time: memory is bounded by the largest partition, not by the range
-        for chunk in chunks(window, model.partitioning):
-            written, checks, chunk_extra = _build(lakehouse, model, chunk)
+        steps, extra = build_steps(context, lakehouse, model)
+        rows, per_chunk = 0, []
+        for step in steps:
+            written, checks, step_extra = _build(lakehouse, model, step)
             rows += written
             per_chunk.append(checks)
-            extra.update(chunk_extra)
-            context.log.info(f"{model.table}: wrote {written} rows for {chunk or 'all'}")
+            extra.update(step_extra)
+            what = "changed series of" if step.series is not None else "all of"
+            context.log.info(
+                f"{model.table}: wrote {written} rows for {what} {step.window or 'all'}"
+            )
+        if not per_chunk:  # nothing changed that this build depends on
+            per_chunk.append(check_stored_partition(lakehouse, model, window_of(context)))
+        windows = [s.window for s in steps if s.window]
+        window = (min(w[0] for w in windows), max(w[1] for w in windows)) if windows else None
         return dg.MaterializeResult(
             metadata={"rows": rows, **_window_metadata(window), **extra},
             check_results=merge_checks(per_chunk),

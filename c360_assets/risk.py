@@ -2,8 +2,10 @@
 
 ``usage_anomalies`` flags usage days that spike against the key's own trailing baseline and usage
 no subscription covers. Its inputs change in two ways that re-derive past days:
-- a late event on day D: D is rebuilt by the daily job, and ``rebuild_ahead`` also rewrites
-  D+1..D+28, whose baselines include D;
+- a late event on day D: D is rebuilt by the daily job, and D+1..D+28, whose baselines include
+  D, are rewritten too, for exactly the series (customer_key, tenant_id, product) whose daily
+  units changed (``series``; see ``c360_assets/incremental.py``): a late batch touching 60K of
+  300K series re-judges those only;
 - a subscription change (a late cancellation, a corrected end date): ``int_subscription_coverage``
   reports the usage days whose coverage changed as ``touched_dates``, so the daily job rebuilds
   exactly those days.
@@ -120,6 +122,7 @@ MODELS = (
         partitioning="daily",
         partition_column="usage_date",
         rebuild_ahead=BASELINE_DAYS,
+        series=("customer_key", "tenant_id", "product"),
     ),
     Model(
         name="fct_customer_adoption_monthly",

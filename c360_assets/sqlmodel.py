@@ -125,11 +125,29 @@ class SqlSession:
     ):
         self.con = connect()
         self.params = dict(params or {})
+        self.inputs = dict(inputs)
         for name, table in inputs.items():
-            if isinstance(table, ParquetScan):
-                self.con.execute(f'create temp view "{name}" as {table.view_sql(self.con)}')
-            else:
-                self.con.register(name, table)
+            self._attach(name, table)
+
+    def _attach(self, name: str, table: pa.Table | ParquetScan) -> None:
+        if isinstance(table, ParquetScan):
+            self.con.execute(f'create or replace temp view "{name}" as {table.view_sql(self.con)}')
+        else:
+            self.con.register(name, table)
+
+    def restrict(self, names: list[str], keys: pa.Table, columns: tuple[str, ...]) -> None:
+        """Narrow the inputs ``names`` to the rows whose ``columns`` appear in ``keys``
+        (registered as ``changed_series``): a series-local model then computes those only."""
+        self.con.register("changed_series", keys)
+        using = ", ".join(f'"{c}"' for c in columns)
+        for name in names:
+            self._attach(f"{name}__all", self.inputs[name])
+            if not isinstance(self.inputs[name], ParquetScan):
+                self.con.unregister(name)  # an Arrow input: its name becomes the narrowed view
+            self.con.execute(
+                f'create or replace temp view "{name}" as select * from "{name}__all" '
+                f"semi join changed_series using ({using})"
+            )
 
     def query(self, sql: str) -> pa.Table:
         """Run one select; only the parameters the SQL references are bound."""
@@ -153,13 +171,14 @@ class SqlSession:
         sql: str,
         where: BooleanExpression,
         partition_by: tuple[str, ...] = (),
+        properties: Mapping[str, str] | None = None,
     ) -> int:
         """Run the model's select into ``table``, replacing exactly the rows matching ``where``
         (``LakehouseResource.write_query``: DuckDB -> Parquet -> one Iceberg commit), and expose
         the written rows as ``model_output`` for the checks. Returns the row count."""
         bound = self._bound(sql)
         rows, files = lakehouse.write_query(
-            self.con, table, sql, bound, partition_by, replace=where
+            self.con, table, sql, bound, partition_by, replace=where, properties=properties
         )
         if files:
             self.con.execute(

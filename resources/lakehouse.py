@@ -12,7 +12,7 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -216,6 +216,7 @@ class LakehouseResource(dg.ConfigurableResource):
         *,
         replace: BooleanExpression | None = None,
         batch_id: str | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> tuple[int, list[str]]:
         """Write a DuckDB query's rows to the table: ``replace`` the rows matching a filter, or
         append once per ``batch_id``. Returns (rows written, data files added).
@@ -225,12 +226,17 @@ class LakehouseResource(dg.ConfigurableResource):
         then adds (after deleting what ``replace`` matches): the rows are never materialized in
         Python, so a 30M-event day stays within DuckDB's memory limit. A table outside this
         machine's file system (an object store) goes through pyiceberg's writer instead.
+        ``properties`` go into the snapshot summary (e.g. a model's input watermark), in an empty
+        snapshot when nothing else changes.
         """
         shape = con.sql(f"select * from ({sql}\n) limit 0", params=params).to_arrow_table()
         table = self.ensure_table(identifier, shape.schema, partition_by)
         if batch_id is not None and batch_id in self.batch_ids(identifier):
             return 0, []
-        properties = {BATCH_PROPERTY: batch_id} if batch_id is not None else {}
+        record_always = bool(properties)  # a caller's properties are committed even with no rows
+        properties = dict(properties or {})
+        if batch_id is not None:
+            properties[BATCH_PROPERTY] = batch_id
         location = table.location()
         if not location.startswith(("file://", "/")):
             data = con.sql(sql, params=params).to_arrow_table()
@@ -277,6 +283,9 @@ class LakehouseResource(dg.ConfigurableResource):
                 scheme = "file://" if location.startswith("file://") else ""
                 uris = [scheme + str(Path(f).resolve()) for f in files]
                 tx.add_files(uris, properties, check_duplicate_files=False)
+            elif record_always:  # an empty snapshot carries them
+                with tx.update_snapshot(snapshot_properties=properties).fast_append():
+                    pass
         return rows, list(files)
 
     def create_tag(self, identifier: str, tag: str, snapshot_id: int) -> None:
