@@ -46,6 +46,10 @@ SHORT_CATALOG = "c360_bench_short"  # the short-history lake: same PostgreSQL, o
 STAGE_NAMES = ("ingest_day", "build_day", "late_rebuild", "customer_month", "trino_bi_queries")
 PEER_NAMES = ("full_refresh", "trino_transform", "polars", "spark")
 COMPARE_COLUMNS = ("usage_date", "customer_key", "tenant_id", "product", "events", "units")
+ANOMALY_COLUMNS = (
+    *("usage_date", "customer_key", "tenant_id", "product", "units", "baseline_units"),
+    *("score", "reason", "reasons", "history_days"),
+)
 
 
 @dataclass(frozen=True)
@@ -367,6 +371,7 @@ def task_pipeline(args: dict) -> dict:
 
 def task_job(args: dict) -> dict:
     """One of c360's jobs (``ingest_job``, ``refresh_job``, ...), optionally over a range."""
+    from c360_assets.incremental import FULL_TAG
     from c360_assets.partitions import range_tags
     from c360_assets.runner import RunReport, _execute
 
@@ -379,6 +384,8 @@ def task_job(args: dict) -> dict:
             if job.get("range"):
                 first, last = (dt.date.fromisoformat(d) for d in job["range"])
                 tags = range_tags(first, last, job["step"])
+            if job.get("full"):  # series-local models rebuild every day in full
+                tags = {**(tags or {}), FULL_TAG: "full"}
             _execute(defs, instance, job["name"], report, tags)
             if not report.ok:
                 raise RuntimeError(f"{job} failed: {report}")
@@ -403,7 +410,8 @@ def task_customer_month(args: dict) -> dict:
 
 
 def task_snapshot(args: dict) -> dict:
-    """Write c360's fct_usage_daily rows of some days (or all) to a Parquet file."""
+    """Write c360's rows of some days (or all) to a Parquet file: fct_usage_daily's compared
+    columns, or every column of ``args["table"]``."""
     import pyarrow.parquet as pq
     from pyiceberg.expressions import AlwaysTrue, In
 
@@ -411,7 +419,9 @@ def task_snapshot(args: dict) -> dict:
 
     days = args.get("days")
     where = In("usage_date", days) if days else AlwaysTrue()
-    table = LakehouseResource.from_env().scan("marts.fct_usage_daily", where, COMPARE_COLUMNS)
+    identifier = args.get("table", "marts.fct_usage_daily")
+    columns = ("*",) if "table" in args else COMPARE_COLUMNS
+    table = LakehouseResource.from_env().scan(identifier, where, columns)
     pq.write_table(table, args["path"])
     return {"rows": table.num_rows}
 
@@ -590,12 +600,14 @@ def child_main(task: str, args_json: str) -> int:
 
 
 # -- comparing outputs ---------------------------------------------------------------------------
-def same_rows(left: Path, right: Path) -> tuple[bool, dict]:
-    """Equal multisets of (keys, events, units) rows?"""
+def same_rows(
+    left: Path, right: Path, columns: tuple[str, ...] = COMPARE_COLUMNS
+) -> tuple[bool, dict]:
+    """Equal multisets of rows (by default fct_usage_daily's keys, events and units)?"""
     import duckdb
 
     con = duckdb.connect()
-    cols = ", ".join(COMPARE_COLUMNS)
+    cols = ", ".join(columns)
     q = f"""
         select
             (select count(*) from read_parquet('{left}')) as left_rows,
@@ -870,6 +882,11 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
     # peer full_refresh: the naive pipeline rebuilds every day and month of history
     incremental = lake.root / "out" / "c360_all_days.parquet"
     step("snapshot of all days", "snapshot", args={"path": str(incremental)})
+    anomalies = {"table": "marts.usage_anomalies"}
+    incremental_anomalies = lake.root / "out" / "c360_anomalies.parquet"
+    step(
+        "snapshot of anomalies", "snapshot", args={**anomalies, "path": str(incremental_anomalies)}
+    )
     first_day = START.isoformat()
     months = sorted(
         {(START + dt.timedelta(days=i)).replace(day=1).isoformat() for i in range(profile.days + 1)}
@@ -880,7 +897,7 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
         args={
             "jobs": [
                 {"name": "refresh_job"},
-                {"name": "daily_job", "range": [first_day, day], "step": "daily"},
+                {"name": "daily_job", "range": [first_day, day], "step": "daily", "full": True},
                 {"name": "monthly_job", "range": [months[0], months[-1]], "step": "monthly"},
             ]
         },
@@ -888,13 +905,20 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
     full_out = lake.root / "out" / "full_refresh_all_days.parquet"
     step("snapshot after full refresh", "snapshot", args={"path": str(full_out)})
     same, detail = same_rows(incremental, full_out)
+    full_anomalies = lake.root / "out" / "full_refresh_anomalies.parquet"
+    step(
+        "anomalies after full refresh", "snapshot", args={**anomalies, "path": str(full_anomalies)}
+    )
+    same_anomalies, anomalies_detail = same_rows(
+        incremental_anomalies, full_anomalies, ANOMALY_COLUMNS
+    )
     peers.append(
         {
             "name": "full_refresh",
             "seconds": round(r["seconds"], 2),
             "peak_rss_mb": r["peak_rss_mb"],
-            "same_output": same,
-            "compared": detail,
+            "same_output": same and same_anomalies,
+            "compared": {"fct_usage_daily": detail, "usage_anomalies": anomalies_detail},
             "compares_with": "late_rebuild",
             "days_rebuilt": profile.days + 1,
             "note": "refresh_job + daily_job over every day + monthly_job over every "
