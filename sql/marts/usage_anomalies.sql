@@ -18,8 +18,14 @@
 -- above the median (a tiny key going from 2 to 9 calls is noise, not risk). A steady customer's
 -- ordinary days stay far below all three.
 -- score and baseline_units are null while the key has less than 14 days of history.
--- Late data: a late event on day D changes the baselines of D+1..D+28, so the asset rebuilds
--- its partitions plus the 28 days after them (Model.rebuild_ahead).
+-- Rows with a null customer_key, tenant_id or product are never flagged.
+-- Late data: a late event on day D changes the baselines of D+1..D+28, so the asset rewrites
+-- those days too, for the keys whose daily units changed (Model.series, rebuild_ahead).
+-- How: each key's usage days of the read range are gathered once into one list (fct_usage_daily
+-- has one row per day and key); a scored day's baseline is the part of that list within
+-- D-28..D-1, padded with zeros to D - its first day (the days without usage), and median / MAD /
+-- p90 are the same aggregates run over that list. MAD, p90 and the median of the days with usage
+-- are computed only for days that can be flagged.
 with
 
 fct_usage_daily as (
@@ -51,6 +57,7 @@ usage as (
         product,
         units
     from fct_usage_daily
+    where customer_key is not null and tenant_id is not null and product is not null
 ),
 
 scored_days as (
@@ -58,135 +65,171 @@ scored_days as (
     where usage_date >= $window_start and usage_date < $window_end
 ),
 
-history_starts as (
+-- per key, its usage days up to the window's last day but one (the baselines' days), unordered
+histories as (
     select
-        scored.usage_date,
-        scored.customer_key,
-        scored.tenant_id,
-        scored.product,
-        min(history.usage_date) as first_day
-    from scored_days as scored
-    cross join settings
-    inner join usage as history
-        on
-            scored.customer_key = history.customer_key
-            and scored.tenant_id = history.tenant_id
-            and scored.product = history.product
-            and scored.usage_date - settings.baseline_days <= history.usage_date
-            and scored.usage_date > history.usage_date
-    group by all
-),
-
-baseline_days as (
-    select
-        usage_date,
         customer_key,
         tenant_id,
         product,
-        unnest(
-            generate_series(first_day, usage_date - 1, interval 1 day)
-        )::date as baseline_date
-    from history_starts
-),
-
-baseline_values as (
-    select
-        baseline_days.usage_date,
-        baseline_days.customer_key,
-        baseline_days.tenant_id,
-        baseline_days.product,
-        coalesce(usage.units, 0)::double as units
-    from baseline_days
-    left join usage
-        on
-            baseline_days.customer_key = usage.customer_key
-            and baseline_days.tenant_id = usage.tenant_id
-            and baseline_days.product = usage.product
-            and baseline_days.baseline_date = usage.usage_date
-),
-
-baselines as (
-    select
-        usage_date,
-        customer_key,
-        tenant_id,
-        product,
-        count(*)::bigint as history_days,
-        median(units) as median_units,
-        mad(units) as mad_units,
-        quantile_cont(units, 0.9) as p90_units,
-        coalesce(median(units) filter (where units > 0), 0) as active_median_units
-    from baseline_values
+        list({ 'usage_date': usage_date, 'units': coalesce(units, 0)::double }) as usage_days
+    from usage
+    where
+        usage_date >= $window_start - (select settings.baseline_days from settings)
+        and usage_date < $window_end - 1
     group by all
 ),
 
-scored as (
+windows as (
     select
         scored_days.usage_date,
         scored_days.customer_key,
         scored_days.tenant_id,
         scored_days.product,
         scored_days.units,
-        coalesce(baselines.history_days, 0) as history_days,
-        case
-            when baselines.history_days >= settings.min_history_days
-                then baselines.median_units
-        end as baseline_units,
-        baselines.active_median_units,
-        case
-            when baselines.history_days >= settings.min_history_days
-                then
-                    (scored_days.units - baselines.median_units)
-                    / greatest(
-                        1.4826 * baselines.mad_units,
-                        (baselines.p90_units - baselines.median_units) / 1.2816,
-                        1.0
-                    )
-        end as score
+        histories.usage_days,
+        settings.baseline_days
     from scored_days
     cross join settings
-    left join baselines
+    left join histories
         on
-            scored_days.usage_date = baselines.usage_date
-            and scored_days.customer_key = baselines.customer_key
-            and scored_days.tenant_id = baselines.tenant_id
-            and scored_days.product = baselines.product
+            scored_days.customer_key = histories.customer_key
+            and scored_days.tenant_id = histories.tenant_id
+            and scored_days.product = histories.product
 ),
 
--- the subscription reason of each scored day: null when a subscription of the tenant's billing
--- customer covers the day, else whether one of them ended before it
+-- the usage days of each scored day's trailing window D-28..D-1
+window_days as (
+    select
+        usage_date,
+        customer_key,
+        tenant_id,
+        product,
+        units,
+        list_filter(
+            usage_days,
+            lambda day: day['usage_date'] >= usage_date - baseline_days
+            and day['usage_date'] < usage_date
+        ) as usage_days
+    from windows
+),
+
+-- history_days = D - the window's first usage day; the baseline is the window's units, then a
+-- 0 for each of its days without usage
+baseline_values as (
+    select
+        usage_date,
+        customer_key,
+        tenant_id,
+        product,
+        units,
+        coalesce(
+            usage_date - list_min(list_transform(usage_days, lambda day: day['usage_date'])), 0
+        ) as history_days,
+        list_resize(list_transform(usage_days, lambda day: day['units']), history_days, 0.0)
+            as baseline
+    from window_days
+),
+
+tenant_days as (
+    select distinct
+        usage_date,
+        tenant_id
+    from scored_days
+),
+
+-- the subscription reason of each scored tenant and day: null when a subscription of the
+-- tenant's billing customer covers the day, else whether one of them ended before it
 subscription_reasons as (
     select
-        scored_days.usage_date,
-        scored_days.customer_key,
-        scored_days.tenant_id,
-        scored_days.product,
+        tenant_days.usage_date,
+        tenant_days.tenant_id,
         case
             when
                 bool_or(
-                    subscriptions.covered_from <= scored_days.usage_date
+                    subscriptions.covered_from <= tenant_days.usage_date
                     and (
                         subscriptions.covered_until is null
-                        or scored_days.usage_date < subscriptions.covered_until
+                        or tenant_days.usage_date < subscriptions.covered_until
                     )
                 )
                 then null
-            when bool_or(subscriptions.covered_until <= scored_days.usage_date)
+            when bool_or(subscriptions.covered_until <= tenant_days.usage_date)
                 then 'usage_after_subscription_ended'
             else 'no_active_subscription'
         end as subscription_reason
-    from scored_days
+    from tenant_days
     left join int_tenants_resolved as tenants
-        on scored_days.tenant_id = tenants.tenant_id
+        on tenant_days.tenant_id = tenants.tenant_id
     left join int_subscription_coverage as subscriptions
         on tenants.billing_customer_id = subscriptions.billing_customer_id
     group by all
 ),
 
+medians as (
+    select
+        baseline_values.*,
+        subscription_reasons.subscription_reason,
+        case
+            when baseline_values.history_days >= settings.min_history_days
+                then list_aggregate(baseline_values.baseline, 'median')
+        end as median_units
+    from baseline_values
+    cross join settings
+    inner join subscription_reasons
+        on
+            baseline_values.usage_date = subscription_reasons.usage_date
+            and baseline_values.tenant_id = subscription_reasons.tenant_id
+),
+
+-- the rows that can be flagged: usage nobody pays for, and days whose units pass the two spike
+-- thresholds that need only the median (the greatest() of the spike test is >= the median);
+-- only these need the rest of the baseline
+candidates as (
+    select medians.*
+    from medians
+    cross join settings
+    where
+        medians.subscription_reason is not null
+        or (
+            medians.units - medians.median_units >= settings.min_excess_units
+            and medians.units >= settings.min_ratio * medians.median_units
+        )
+),
+
+-- MAD, p90 and the median of the days with usage (null, like the median, under 14 days)
+baselines as (
+    select
+        *,
+        list_aggregate(baseline, 'mad') as mad_units,
+        list_aggregate(baseline, 'quantile_cont', 0.9) as p90_units,
+        coalesce(
+            list_aggregate(
+                list_filter(baseline, lambda baseline_units: baseline_units > 0), 'median'
+            ),
+            0
+        ) as active_median_units
+    from candidates
+),
+
+scored as (
+    select
+        usage_date,
+        customer_key,
+        tenant_id,
+        product,
+        units,
+        history_days,
+        subscription_reason,
+        median_units as baseline_units,
+        active_median_units,
+        (units - median_units)
+        / greatest(1.4826 * mad_units, (p90_units - median_units) / 1.2816, 1.0) as score
+    from baselines
+),
+
 flagged as (
     select
         scored.*,
-        subscription_reasons.subscription_reason,
         case
             when
                 scored.score >= settings.min_score
@@ -197,12 +240,6 @@ flagged as (
         end as spike_reason
     from scored
     cross join settings
-    inner join subscription_reasons
-        on
-            scored.usage_date = subscription_reasons.usage_date
-            and scored.customer_key = subscription_reasons.customer_key
-            and scored.tenant_id = subscription_reasons.tenant_id
-            and scored.product = subscription_reasons.product
 ),
 
 final as (
