@@ -312,25 +312,44 @@ class _Pending:
     rows: int = 0
 
 
-def _known_digests(lakehouse: LakehouseResource, source: Source) -> set[str]:
+def _stat_key(relpath: str, path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return relpath, stat.st_size, stat.st_mtime_ns
+
+
+def _known_files(lakehouse: LakehouseResource, source: Source) -> tuple[set[str], set[tuple]]:
+    """Digests of the files already ingested, and their (path, size, mtime) as ingested."""
     if not lakehouse.table_exists(LANDING_FILES_TABLE):
-        return set()
+        return set(), set()
     rows = lakehouse.scan(
-        LANDING_FILES_TABLE, f"source == '{source.name}'", ("file_sha256",)
-    ).column("file_sha256")
-    return set(rows.to_pylist())
+        LANDING_FILES_TABLE,
+        f"source == '{source.name}'",
+        ("file_sha256", "source_file", "file_size", "file_mtime_ns"),
+    ).to_pylist()
+    stats = {(r["source_file"], r["file_size"], r["file_mtime_ns"]) for r in rows}
+    return {r["file_sha256"] for r in rows}, stats
 
 
 def _new_files(lakehouse: LakehouseResource, source: Source) -> tuple[list[tuple], int]:
-    known = _known_digests(lakehouse, source)
+    """The landing files whose content was never ingested, with their digest and stat key.
+
+    Landing files are never edited in place (CONTRACT §2), so a file still at the path, size and
+    modification time it was ingested with is skipped without reading it; any other file is
+    hashed, and skipped when its content was ingested under another name.
+    """
+    known, ingested_stats = _known_files(lakehouse, source)
     fresh, skipped = [], 0
     for path in landing_files(lakehouse.landing_path, source):
+        stat_key = _stat_key(str(path.relative_to(lakehouse.landing_path)), path)
+        if stat_key in ingested_stats:
+            skipped += 1
+            continue
         digest = file_digest(path)
         if digest in known:
             skipped += 1
             continue
         known.add(digest)
-        fresh.append((path, digest))
+        fresh.append((path, digest, stat_key))
     return fresh, skipped
 
 
@@ -400,6 +419,8 @@ LANDING_FILES_SCHEMA = pa.schema(
         ("rows_quarantined", pa.int64()),
         ("ingested_at", pa.timestamp("us", tz="UTC")),
         ("batch_id", pa.string()),
+        ("file_size", pa.int64()),
+        ("file_mtime_ns", pa.int64()),
     ]
 )
 
@@ -530,19 +551,14 @@ def ingest_source(
     fresh, summary.skipped_files = _new_files(lakehouse, source)
     ingested_at = ingested_at or dt.datetime.now(dt.UTC)
     jobs = [
-        (
-            source,
-            path,
-            digest,
-            str(path.relative_to(lakehouse.landing_path)),
-            ingested_at,
-            date_range,
-        )
-        for path, digest in fresh
+        (source, path, digest, relpath, ingested_at, date_range)
+        for path, digest, (relpath, *_) in fresh
     ]
+    stats = {digest: stat_key for _, digest, stat_key in fresh}
     pending = _Pending()
     for result in _in_order(_ingest_file, jobs, WORKERS):
         record = result.record
+        _, record["file_size"], record["file_mtime_ns"] = stats[record["file_sha256"]]
         summary.touched_dates |= result.days
         summary.touched_months |= result.months
         pending.accepted.append(result.accepted)

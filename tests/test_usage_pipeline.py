@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 
+from c360_assets import ingest
 from c360_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from tests.records import billing_customer, event
 
@@ -102,7 +103,7 @@ def test_dedupe_utc_days_and_quarantine(lake):
     assert staged["e3"]["source_line"] == 3
 
 
-def test_same_file_twice_and_repeated_run_change_nothing(lake):
+def test_same_file_twice_and_repeated_run_change_nothing(lake, monkeypatch):
     records = [
         event(event_id="e1", tenant_id="t1", occurred_at="2026-10-01T10:00:00Z", quantity=4),
         event(event_id="e2", tenant_id="t1", occurred_at="2026-10-02T10:00:00Z"),
@@ -111,9 +112,18 @@ def test_same_file_twice_and_repeated_run_change_nothing(lake):
     lake.run()
     before = facts(lake)
     snapshot = lake.lakehouse.current_snapshot_id("raw.usage_events")
+    hashed = []
+    digest = ingest.file_digest
+    monkeypatch.setattr(
+        ingest, "file_digest", lambda path: hashed.append(path.name) or digest(path)
+    )
+    # a file still at the path, size and mtime it was ingested with is not even read again
+    assert lake.run().rebuilt == {"daily": [], "monthly": []}
+    assert hashed == []
     lake.drop("usage_events", "a-copy.jsonl", records)  # same bytes, another name
     (lake.landing / "usage_events" / "a.jsonl").touch()  # and the same file touched again
     report = lake.run()
+    assert sorted(hashed) == ["a-copy.jsonl", "a.jsonl"]  # both read: content already ingested
     assert report.rebuilt == {"daily": [], "monthly": []}
     assert lake.lakehouse.current_snapshot_id("raw.usage_events") == snapshot
     assert len(lake.rows("raw.usage_events")) == 2
