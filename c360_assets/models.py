@@ -241,16 +241,21 @@ def build_steps(
     if plan is None:  # no watermark yet: the run's days and the days ahead, in full
         marks = incremental.watermark_now(lakehouse, model.reads.values(), sql_text(model.sql_path))
         steps = [Step(c) for c in chunks(build_window(context, model), model.partitioning)]
-        steps[-1] = Step(steps[-1].window, properties=incremental.watermark_properties(marks))
-        return steps, {"rebuild_mode": "no watermark"}
+        return _stamped(steps, None, marks), {"rebuild_mode": "no watermark"}
     steps = [Step((day, day + dt.timedelta(days=1))) for day in plan.full_days]
     steps += [Step(span, plan.changed_series) for span in plan.patch_spans]
-    before = incremental.watermark_properties(plan.previous)
-    steps = [Step(s.window, s.series, before) for s in steps[:-1]] + [
-        Step(s.window, s.series, incremental.watermark_properties(plan.watermark))
-        for s in steps[-1:]
+    return _stamped(steps, plan.previous, plan.watermark), plan.metadata()
+
+
+def _stamped(steps: list[Step], meanwhile: dict | None, last: dict) -> list[Step]:
+    """The watermark each commit records: the run's last commit moves it to ``last``; the
+    others keep ``meanwhile`` (the one the run started from), so a run that stops halfway is
+    diffed again from there."""
+    marks = [meanwhile] * (len(steps) - 1) + [last]
+    return [
+        Step(s.window, s.series, incremental.watermark_properties(m))
+        for s, m in zip(steps, marks, strict=False)
     ]
-    return steps, plan.metadata()
 
 
 def _build(

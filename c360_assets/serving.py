@@ -17,12 +17,14 @@ marts) through the PostgreSQL JDBC catalog: nothing is copied. On top of the mar
 - **Parity**: :func:`compare_with_trino` reads a mart's row count and key sums through Trino and
   through pyiceberg + DuckDB at the same snapshot (``FOR VERSION AS OF``), so a concurrent
   commit never makes them differ. :func:`serving_definitions` turns it into a non-blocking
-  ``trino_matches_iceberg`` asset check on every mart.
+  ``trino_matches_iceberg`` asset check on every mart, over the partitions its latest build
+  wrote (a partitioned mart's check does not grow with its history).
 
 Trino joins the Dagster definitions only when configured (``C360_TRINO_HOST``, exported by
 ``c360 stack env``); the embedded default has no Trino, no ``bi_views`` asset and no checks.
 """
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -33,10 +35,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+from pyiceberg.expressions import AlwaysTrue
 
 from c360_assets import stack
 from c360_assets.models import Model, asset_key_for_table
-from c360_assets.sqlmodel import SQL_DIR, run_sql
+from c360_assets.sqlmodel import SQL_DIR, between, run_sql
 from c360_assets.sqlquote import literal
 from resources.lakehouse import LakehouseResource
 from resources.trino import TrinoResource
@@ -279,27 +282,51 @@ class Comparison:
 
 
 def compare_with_trino(
-    lakehouse: LakehouseResource, trino: TrinoResource, key_sums: KeySums
+    lakehouse: LakehouseResource,
+    trino: TrinoResource,
+    key_sums: KeySums,
+    window: tuple[str, dt.date, dt.date] | None = None,
 ) -> Comparison:
     """Rows and key sums of a table read by Trino and by pyiceberg + DuckDB, at one snapshot.
 
     Both sides read the snapshot that is current when the comparison starts (Trino with
-    ``FOR VERSION AS OF``), so a commit in between never makes them differ.
+    ``FOR VERSION AS OF``), so a commit in between never makes them differ. ``window``
+    (column, start, end exclusive) compares only those days, e.g. the partitions a build wrote.
     """
     table = key_sums.table
     snapshot_id = lakehouse.current_snapshot_id(table)
     version = f" for version as of {snapshot_id}" if snapshot_id is not None else ""
+    where, row_filter = "", AlwaysTrue()
+    if window is not None:
+        column, start, end = window
+        where = f" where \"{column}\" >= date '{start}' and \"{column}\" < date '{end}'"
+        row_filter = between(column, start, end)
     conn = trino.connect()
     try:
         cursor = conn.cursor()
-        cursor.execute(f"select {key_sums.select_list()} from {TRINO_CATALOG}.{table}{version}")
+        cursor.execute(
+            f"select {key_sums.select_list()} from {TRINO_CATALOG}.{table}{version}{where}"
+        )
         names = [d[0] for d in cursor.description]
         trino_side = dict(zip(names, cursor.fetchone(), strict=True))
     finally:
         conn.close()
-    data = lakehouse.scan(table, columns=key_sums.columns or ("*",), snapshot_id=snapshot_id)
+    data = lakehouse.scan(table, row_filter, key_sums.columns or ("*",), snapshot_id)
     rows = run_sql(f"select {key_sums.select_list()} from mart", {"mart": data}).to_pylist()
     return Comparison(table, snapshot_id, rows[0], trino_side)
+
+
+def written_window(
+    instance: dg.DagsterInstance, key: dg.AssetKey, column: str | None
+) -> tuple[str, dt.date, dt.date] | None:
+    """The window the asset's latest build wrote (its ``window_start``/``window_end``
+    metadata), or None for a whole-table build."""
+    event = instance.get_latest_materialization_event(key)
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    if column is None or "window_start" not in metadata:
+        return None
+    start, end = (metadata[k].value for k in ("window_start", "window_end"))
+    return column, dt.date.fromisoformat(start), dt.date.fromisoformat(end)
 
 
 # --------------------------------------------------------------------------- Dagster
@@ -310,26 +337,34 @@ def trino_from_env() -> TrinoResource | None:
     return TrinoResource.from_env() if os.environ.get("C360_TRINO_HOST") else None
 
 
-def _parity_check(key_sums: KeySums) -> dg.AssetChecksDefinition:
+def _parity_check(key_sums: KeySums, partition_column: str | None) -> dg.AssetChecksDefinition:
+    key = asset_key_for_table(key_sums.table)
+
     @dg.asset_check(
-        asset=asset_key_for_table(key_sums.table),
+        asset=key,
         name=PARITY_CHECK,
         blocking=False,
         description=(
             f"Trino reads the same {key_sums.table} as the pipeline wrote: rows"
             + "".join(f", sum({c})" for c in key_sums.sums)
             + "".join(f", distinct {c}" for c in key_sums.distinct)
-            + " agree at the same snapshot"
+            + " agree at the same snapshot, over the partitions the latest build wrote"
         ),
     )
-    def _check(lakehouse: LakehouseResource, trino: TrinoResource) -> dg.AssetCheckResult:
+    def _check(
+        context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource, trino: TrinoResource
+    ) -> dg.AssetCheckResult:
         try:
-            comparison = compare_with_trino(lakehouse, trino, key_sums)
+            window = written_window(context.instance, key, partition_column)
+            comparison = compare_with_trino(lakehouse, trino, key_sums, window)
         except Exception as exc:  # Trino down or refusing: a failed check, not a failed run
             return dg.AssetCheckResult(
                 passed=False, metadata={"error": f"{type(exc).__name__}: {exc}"[:2000]}
             )
-        return dg.AssetCheckResult(passed=comparison.ok, metadata=comparison.metadata())
+        compared = f"{window[0]} in [{window[1]}, {window[2]})" if window else "whole table"
+        return dg.AssetCheckResult(
+            passed=comparison.ok, metadata={**comparison.metadata(), "compared": compared}
+        )
 
     return _check
 
@@ -367,8 +402,8 @@ def _bi_views_asset(views: Sequence[BiView]) -> dg.AssetsDefinition:
 def serving_definitions(models: Sequence[Model], trino: TrinoResource) -> dg.Definitions:
     """The ``trino`` resource, the ``bi_views`` asset (+ job) and the marts' parity checks."""
     views = load_bi_views()
-    built = {m.table for m in models}
-    checks = [_parity_check(k) for k in MART_KEY_SUMS if k.table in built]
+    columns = {m.table: m.partition_column for m in models}
+    checks = [_parity_check(k, columns[k.table]) for k in MART_KEY_SUMS if k.table in columns]
     return dg.Definitions(
         assets=[_bi_views_asset(views)],
         asset_checks=checks,
