@@ -684,7 +684,7 @@ def run_bench(
     seed: int,
     out: Path,
     *,
-    trino_heap: str = "8G",
+    trino_heap: str = "12G",
     keep_stack: bool = False,
     stack_cfg=None,
     echo=print,
@@ -1094,7 +1094,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--trino-heap", default="8G", help="heap of the bench stack's Trino (when it starts it)"
+        "--trino-heap", default="12G", help="heap of the bench stack's Trino (when it starts it)"
     )
     parser.add_argument(
         "--keep-stack", action="store_true", help="leave the bench stack running at the end"

@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -543,6 +544,16 @@ def _render(name: str, **values: object) -> str:
     return Template((TEMPLATES / name).read_text()).substitute(values)
 
 
+def query_memory(heap: str, share: float = 0.6) -> str:
+    """Trino's per-node query memory for a JVM heap such as ``8G`` or ``3072M``."""
+    units = {"G": 1024, "M": 1}
+    match = re.fullmatch(r"(\d+)([GgMm])", heap.strip())
+    if not match:
+        raise ValueError(f"C360_TRINO_HEAP must look like 8G or 3072M, not {heap!r}")
+    megabytes = int(match.group(1)) * units[match.group(2).upper()]
+    return f"{int(megabytes * share)}MB"
+
+
 def write_trino_etc(cfg: StackConfig) -> None:
     """Generate etc/ under the state dir from the templates (rewritten at every start)."""
     etc = cfg.trino_etc
@@ -557,6 +568,7 @@ def write_trino_etc(cfg: StackConfig) -> None:
             internal_port=cfg.trino_internal_port,
             plugin_dir=plugin_dir,
             tls_pem=cfg.trino_tls_pem,
+            query_memory=query_memory(cfg.trino_heap),
         ),
         "password-authenticator.properties": _render(
             "password-authenticator.properties", password_file=etc / "password.db"
