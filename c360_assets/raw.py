@@ -8,7 +8,7 @@ A raw asset is materialized only when its source had new files; its metadata lis
 import datetime as dt
 
 import dagster as dg
-from pyiceberg.expressions import In
+from pyiceberg.expressions import AlwaysFalse, And, In
 
 from c360_assets.ingest import (
     LANDING_FILES_TABLE,
@@ -41,15 +41,18 @@ def _metadata(summary: IngestSummary) -> dict:
 
 
 def _rows_conserved(
-    lakehouse: LakehouseResource, source: Source, digests: list[str]
+    lakehouse: LakehouseResource, source: Source, summary: IngestSummary
 ) -> tuple[dg.AssetCheckResult, dg.AssetCheckResult]:
     """Per file of this run: rows in = rows in the raw table + rows in the quarantine."""
+    digests = summary.digests
+    accepted = In("_file_sha256", digests)
+    if source.event_time:  # only the day partitions this run's rows went to
+        days = [d.isoformat() for d in summary.touched_dates]
+        accepted = And(accepted, In("event_date", days)) if days else AlwaysFalse()
     session = SqlSession(
         {
             "files": lakehouse.scan(LANDING_FILES_TABLE, In("file_sha256", digests)),
-            "accepted": lakehouse.scan(
-                source.table, In("_file_sha256", digests), ("_file_sha256",)
-            ),
+            "accepted": lakehouse.scan(source.table, accepted, ("_file_sha256",)),
             "quarantined": lakehouse.scan(
                 QUARANTINE_TABLE, In("file_sha256", digests), ("file_sha256",)
             ),
@@ -156,4 +159,4 @@ def ingest_landing(context: dg.AssetExecutionContext, lakehouse: LakehouseResour
         if summary.files == 0:
             continue
         yield dg.MaterializeResult(asset_key=key, metadata=_metadata(summary))
-        yield from _rows_conserved(lakehouse, source, summary.digests)
+        yield from _rows_conserved(lakehouse, source, summary)

@@ -1,5 +1,6 @@
 """Usage events from landing files to marts.fct_usage_daily, on a real embedded lakehouse."""
 
+import datetime as dt
 import json
 
 import dagster as dg
@@ -300,3 +301,27 @@ def test_usage_waits_for_the_refresh_a_billing_file_needs(lake):
     )
     ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in daily_sensor(context))
     assert ranges == [("2026-10-02", "2026-10-02")]
+
+
+def test_rows_conserved_fails_when_landed_rows_go_missing(lake):
+    from pyiceberg.expressions import EqualTo
+
+    from c360_assets.raw import _rows_conserved
+    from c360_assets.sources import USAGE
+
+    records = [
+        event(event_id="e1", tenant_id="t1", occurred_at="2026-10-01T10:00:00Z"),
+        event(event_id="e2", tenant_id="t1", occurred_at="2026-10-02T10:00:00Z"),
+        "not json",
+    ]
+    lake.drop("usage_events", "a.jsonl", records)
+    summary = ingest.ingest_source(
+        lake.lakehouse, USAGE, (dt.date(2024, 1, 1), dt.date(2030, 12, 31))
+    )
+    # 3 lines = 2 accepted (10-01, 10-02) + 1 quarantined
+    conserved, _ = _rows_conserved(lake.lakehouse, USAGE, summary)
+    assert conserved.passed and conserved.metadata["files_not_conserved"].value == 0
+    # a landed row lost afterwards (its day's partition emptied) is caught
+    lake.lakehouse.load(USAGE.table).delete(EqualTo("event_date", "2026-10-02"))
+    conserved, _ = _rows_conserved(lake.lakehouse, USAGE, summary)
+    assert not conserved.passed and conserved.metadata["files_not_conserved"].value == 1
