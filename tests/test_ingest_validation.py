@@ -38,6 +38,8 @@ LINES = [
         b'"occurred_at":"2026-10-01 12:00:00.5+02"}',
         OK,
     ),
+    # an optional field may be absent from a canonical record (its default applies)
+    (b'{"event_id":"e10","tenant_id":"t1","product":"p","occurred_at":"2026-10-01T00:00:00Z"}', OK),
     # not canonical: the general path
     (
         b'{"tenant_id":"t1","event_id":"e5","product":"p","quantity":1,'
@@ -64,7 +66,6 @@ LINES = [
         '"occurred_at":"2026-10-01T00:00:00Z"}'.encode(),
         OK,
     ),
-    (b'{"event_id":"e10","tenant_id":"t1","product":"p","occurred_at":"2026-10-01T00:00:00Z"}', OK),
     (
         b'{"event_id":11,"tenant_id":"t1","product":"p","quantity":1,'
         b'"occurred_at":"2026-10-01T00:00:00Z"}',
@@ -97,7 +98,7 @@ LINES = [
         OK,
     ),
 ]
-CANONICAL = 5  # the first five lines match the canonical shape
+CANONICAL = 6  # the first six lines match the canonical shape
 
 
 def _validate(canonical_path: bool) -> list[dict]:
@@ -153,3 +154,278 @@ def test_csv_values_that_look_like_null_markers_are_kept(tmp_path):
         {"crm_account_id": "a1", "region": "NA", "segment": "N/A", "owner_name": "null"},
         {"crm_account_id": "a2", "region": None, "segment": None, "owner_name": "NULL"},
     ]
+
+
+# -- a generated corpus: every field rendered in canonical and non-canonical ways, mixed -----------
+_VARIANTS = {
+    "event_id": [
+        '"e1"',
+        '""',
+        '" e1 "',
+        '"evt_\\u00e9"',
+        '"evt_\u00e9"',
+        '"e\\"q"',
+        '"e\\\\b"',
+        '"e/x"',
+        "12",
+        "null",
+        "true",
+        '["e"]',
+        '{"id":"e"}',
+    ],
+    "tenant_id": ['"ten_1"', '" TEN_1 "', '"ten\\u0041"', '"t~!#[]{}"', "null", "1.5", '"\t"'],
+    "product": ['"fraud_score"', '"kyc_check"', '"pr\u00e9"', "false", '"p,q"', '"p:q"'],
+    "quantity": [
+        "1",
+        "0",
+        "-0",
+        "7",
+        "-1",
+        "-22",
+        "1.5",
+        "1.0",
+        "1e3",
+        "-1e3",
+        '"7"',
+        '" 7 "',
+        '"-3"',
+        '"+4"',
+        '"12 units"',
+        '""',
+        "null",
+        "true",
+        "123456789012345678",
+        "-123456789012345678",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551616",
+        "[1]",
+    ],
+    "occurred_at": [
+        '"2026-10-01T00:00:00Z"',
+        '"2026-10-01T00:00:00z"',
+        '"2026-10-01T23:30:00-05:00"',
+        '"2026-10-01T23:30:00+05:30"',
+        '"2026-10-01T23:30:00+0530"',
+        '"2026-10-01T23:30:00+05"',
+        '"2026-10-01 12:00:00.5+02"',
+        '"2026-10-01T12:00:00.123456789+14:00"',
+        '"2026-10-01T00:00:00.018Z"',
+        '"2026-10-01T00:00:00"',
+        '" 2026-10-01T00:00:00Z"',
+        '"2026-13-01T00:00:00Z"',
+        '"2026-02-30T00:00:00Z"',
+        '"2026-10-01T24:00:00Z"',
+        '"2019-01-01T00:00:00Z"',
+        '"2031-01-01T00:00:00-01:00"',
+        '"2030-12-31T23:30:00-01:00"',
+        '"2024-01-01T00:30:00+01:00"',
+        '"yesterday"',
+        "1759276800",
+        "null",
+        '"2026-10-01T00:00:00\\u005a"',
+    ],
+}
+_ORDER = list(_VARIANTS)
+
+
+def _corpus(n: int = 6000, seed: int = 7) -> list[bytes]:
+    """Records in canonical form and every kind of deviation, with re-deliveries and bad lines."""
+    import random
+
+    rng = random.Random(seed)
+    lines: list[bytes] = []
+    for i in range(n):
+        roll = rng.random()
+        values = {k: v[0] if rng.random() < 0.6 else rng.choice(v) for k, v in _VARIANTS.items()}
+        values["event_id"] = f'"evt_{i}"' if values["event_id"] == '"e1"' else values["event_id"]
+        keys = list(_ORDER)
+        if roll < 0.08:
+            rng.shuffle(keys)  # key order changed
+        if rng.random() < 0.15:
+            keys.remove(rng.choice(keys))  # a field missing (quantity: the default)
+        sep, colon = (", ", ": ") if rng.random() < 0.03 else (",", ":")
+        body = sep.join(f'"{k}"{colon}{values[k]}' for k in keys)
+        extra = rng.random()
+        if extra < 0.03:
+            body += ',"extra":{"a":[1,2]}'
+        elif extra < 0.05:
+            body = '"extra":"x",' + body
+        text = "{" + body + "}"
+        damage = rng.random()
+        if damage < 0.01:
+            text = text[: rng.randrange(len(text))]  # truncated: invalid JSON
+        elif damage < 0.015:
+            text = text.replace('"', "'")
+        elif damage < 0.02:
+            text = "[" + text + "]"
+        elif damage < 0.025:
+            text = ""  # a blank line is no record
+        elif damage < 0.03:
+            text = "   \t"
+        elif damage < 0.035:
+            text = text + "\r"
+        elif damage < 0.04:
+            text = " " + text + " "
+        elif damage < 0.045:
+            text = text + text  # two records on one line
+        elif damage < 0.05:
+            text = "null"
+        raw = text.encode()
+        if rng.random() < 0.005:
+            raw = raw[:5] + b"\xff\xfe" + raw[5:]  # not valid UTF-8
+        lines.append(raw)
+        if rng.random() < 0.03:
+            lines.append(lines[rng.randrange(len(lines))])  # a re-delivery, possibly much later
+    return lines
+
+
+def _validate_lines(lines: list[bytes], canonical_path: bool) -> list[dict]:
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    records = pa.table(
+        {
+            "line": pa.array(range(1, len(lines) + 1), pa.int64()),
+            "raw": pa.array(lines, pa.binary()),
+        }
+    )
+    con.register("records", records)
+    params = {"min_date": dt.date(2024, 1, 1), "max_date": dt.date(2030, 12, 31)}
+    sql = validation_sql(USAGE, canonical_path=canonical_path)
+    return con.sql(sql + " order by line", params=params).to_arrow_table().to_pylist()
+
+
+def test_generated_corpus_agrees_on_every_line():
+    lines = _corpus()
+    fast, general = _validate_lines(lines, True), _validate_lines(lines, False)
+    assert fast == general
+    con = duckdb.connect()
+    shape = canonical_shape(USAGE)
+    canonical = sum(
+        bool(con.execute("select regexp_full_match(try(decode($1)), $2)", [r, shape]).fetchone()[0])
+        for r in lines
+    )
+    reasons = {r["reason"] for r in fast}
+    # the corpus exercises both paths and every verdict
+    assert 0.2 * len(lines) < canonical < 0.8 * len(lines)
+    assert {None, "invalid JSON", "not a JSON object", "not valid UTF-8"} <= reasons
+    assert any("below 0" in (r or "") for r in reasons)
+    assert any("wrong type for occurred_at" in (r or "") for r in reasons)
+    assert any("missing occurred_at" in (r or "") for r in reasons)
+    assert any("outside the partition range" in (r or "") for r in reasons)
+
+
+def test_validate_file_selects_rows_by_line(tmp_path):
+    """The file path (gzip, line numbers, blank lines, accepted/quarantined selection in Arrow)
+    gives every record what the general path gives it, in line order."""
+    import gzip
+
+    from c360_assets.ingest import QUARANTINE_SCHEMA, _validate_file, raw_schema
+    from c360_assets.sqlmodel import connect
+
+    lines = _corpus(4000, seed=3)
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    at = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
+    accepted, quarantined, record = _validate_file(
+        connect(),
+        USAGE,
+        path,
+        "sha",
+        "usage/events.jsonl.gz",
+        at,
+        (dt.date(2024, 1, 1), dt.date(2030, 12, 31)),
+    )
+    # the general path over the lines as read (a reader ends a line at \r\n or \r too)
+    read = read_records(path, connect())
+    assert read.column("line").to_pylist() == list(range(1, read.num_rows + 1))
+    expected = _validate_lines(read.column("raw").to_pylist(), canonical_path=False)
+    good = [r for r in expected if r["reason"] is None]
+    bad = [r for r in expected if r["reason"] is not None]
+    assert accepted.schema == raw_schema(USAGE)
+    assert quarantined.schema == QUARANTINE_SCHEMA
+    assert accepted.to_pylist() == [
+        {
+            **r["rec"],
+            "event_date": r["event_date"],
+            "_source_file": "usage/events.jsonl.gz",
+            "_source_line": r["line"],
+            "_file_sha256": "sha",
+            "_ingested_at": at,
+        }
+        for r in good
+    ]
+    assert quarantined.to_pylist() == [
+        {
+            "source": "usage_events",
+            "source_file": "usage/events.jsonl.gz",
+            "file_sha256": "sha",
+            "source_line": r["line"],
+            "raw_text": r["raw_text"],
+            "reason": r["reason"],
+            "ingested_at": at,
+        }
+        for r in bad
+    ]
+    assert record["rows_in"] == len(expected) == len(good) + len(bad)
+    assert (record["rows_accepted"], record["rows_quarantined"]) == (len(good), len(bad))
+
+
+def test_every_canonical_type_agrees_with_the_general_path():
+    """Dates, booleans and optional fields of each type on both paths (a source of every type the
+    canonical path takes)."""
+    import itertools
+
+    from c360_assets.ingest import has_canonical_path
+    from c360_assets.sources import Column, Source
+
+    source = Source(
+        "typed",
+        "typed",
+        (
+            Column("s", "string", True),
+            Column("i", "int", False, None, 0),
+            Column("ts", "timestamp", True),
+            Column("d", "date"),
+            Column("b", "bool", False, "false"),
+            Column("o", "string"),
+        ),
+    )
+    assert has_canonical_path(source)
+    values = {
+        "s": ['"x"', '""', '"\\u0078"', "1", "null"],
+        "i": ["5", "-5", "-0", '"5"', "5.0", "null"],
+        "ts": ['"2026-10-01T00:00:00+01:00"', '"2026-10-01"', '"2026-02-30T00:00:00Z"', "null"],
+        "d": ['"2026-10-01"', '"2026-02-30"', '"2026-10-01T00:00:00Z"', '" 2026-10-01"', "7"],
+        "b": ["true", "false", '"true"', '"1"', "1", '"no"', "null"],
+        "o": ['"y"', "null", "[]"],
+    }
+    lines = []
+    for combo in itertools.product(*values.values()):
+        fields = dict(zip(values, combo, strict=True))
+        lines.append("{" + ",".join(f'"{k}":{v}' for k, v in fields.items()) + "}")
+        # optional fields absent
+        lines.append(
+            "{" + ",".join(f'"{k}":{v}' for k, v in fields.items() if k not in ("i", "d")) + "}"
+        )
+    lines = sorted(set(lines))
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    records = pa.table(
+        {
+            "line": pa.array(range(1, len(lines) + 1), pa.int64()),
+            "raw": pa.array([line.encode() for line in lines], pa.binary()),
+        }
+    )
+    con.register("records", records)
+    fast, general = (
+        con.sql(validation_sql(source, canonical_path=path) + " order by line").to_arrow_table()
+        for path in (True, False)
+    )
+    assert fast.equals(general)
+    shape = canonical_shape(source)
+    canonical = con.sql(
+        f"select count(*) from records where regexp_full_match(decode(raw), '{shape}')"
+    ).fetchall()[0][0]
+    accepted = fast.filter(pa.compute.is_null(fast.column("reason"))).num_rows
+    assert canonical > 40 and accepted > 40  # both paths are exercised
