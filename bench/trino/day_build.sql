@@ -20,28 +20,74 @@ with
 raw_usage_events as (
     select * from raw.usage_events where event_date = date '{day}'
 ),
-ranked as (
-    select
-        event_date,
-        trim(event_id) as event_id,
-        lower(trim(tenant_id)) as tenant_id,
-        lower(trim(product)) as product,
-        quantity,
-        occurred_at,
-        _source_file as source_file,
-        _source_line as source_line,
-        row_number() over (
-            partition by event_date, trim(event_id)
-            order by _ingested_at, _source_file, _source_line
-        ) as delivery,
-        count(*) over (partition by event_date, trim(event_id)) as deliveries
+-- c360's plan (sql/staging/stg_usage_events.sql), as the Polars peer has it: a lean count per
+-- id finds the re-delivered ids (well under 1 %); only those are reduced to their first
+-- delivery, every other row passes straight through. A row_number() over all 30M rows
+-- needed more than 7.2 GB of Trino query memory.
+deliveries as (
+    select event_date, trim(event_id) as event_id, count(*) as deliveries
     from raw_usage_events
+    group by event_date, trim(event_id)
+    having count(*) > 1
+),
+delivered_once as (
+    select
+        events.event_date,
+        trim(events.event_id) as event_id,
+        lower(trim(events.tenant_id)) as tenant_id,
+        lower(trim(events.product)) as product,
+        events.quantity,
+        events.occurred_at,
+        events._source_file as source_file,
+        events._source_line as source_line,
+        cast(1 as bigint) as deliveries
+    from raw_usage_events as events
+    where not exists (
+        select 1 from deliveries
+        where
+            deliveries.event_date = events.event_date
+            and deliveries.event_id = trim(events.event_id)
+    )
+),
+first_of_many as (
+    select
+        events.event_date,
+        trim(events.event_id) as event_id,
+        min_by(
+            row(
+                lower(trim(events.tenant_id)),
+                lower(trim(events.product)),
+                events.quantity,
+                events.occurred_at,
+                events._source_file,
+                events._source_line
+            ),
+            row(events._ingested_at, events._source_file, events._source_line)
+        ) as first_row,
+        count(*) as deliveries
+    from raw_usage_events as events
+    inner join deliveries
+        on
+            events.event_date = deliveries.event_date
+            and trim(events.event_id) = deliveries.event_id
+    group by events.event_date, trim(events.event_id)
 )
 select
     event_date, event_id, tenant_id, product, quantity, occurred_at, source_file, source_line,
     deliveries
-from ranked
-where delivery = 1;
+from delivered_once
+union all
+select
+    event_date,
+    event_id,
+    first_row[1],
+    first_row[2],
+    first_row[3],
+    first_row[4],
+    first_row[5],
+    first_row[6],
+    deliveries
+from first_of_many;
 
 create table if not exists marts.bench_trino_fct_usage_daily (
     usage_date date,
