@@ -171,8 +171,9 @@ def plan_build(
     run_days: list[dt.date],
     materialized: set[dt.date],
     full_requested: bool,
-) -> Plan | None:
-    """The plan of one build, or None when there is no usable watermark (rebuild as before).
+) -> Plan:
+    """The plan of one build. Without a usable watermark its mode is "no watermark": the
+    caller rebuilds as before (the run's days and ``ahead`` days after them, in full).
 
     ``materialized``: the days built before; days between them count as built too (a day
     rewritten ahead of a run is not recorded as materialized by Dagster).
@@ -185,10 +186,11 @@ def plan_build(
     now = watermark_now(lakehouse, reads, sql)
     previous = recorded_watermark(lakehouse, table)
     windowed = [r for r in reads if r.window_column]
+    no_watermark = Plan("no watermark", [], [], None, watermark=now)
     if previous is None or previous.get("sql") != now["sql"]:
-        return None
+        return no_watermark
     if any(previous.get(r.table) in (None, "None") for r in windowed):
-        return None
+        return no_watermark
     changed_days: set[dt.date] = set()
     parts = []
     try:
@@ -199,7 +201,7 @@ def plan_build(
             changed_days |= days
             parts.append(keys)
     except LookupError:  # the recorded snapshot is gone (expired): nothing to diff from
-        return None
+        return no_watermark
     changed = _distinct(parts, series)
     unwindowed = [r for r in reads if not r.window_column]
     unwindowed_same = all(previous.get(r.table) == now[r.table] for r in unwindowed)

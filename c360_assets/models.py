@@ -238,12 +238,11 @@ def build_steps(
         materialized,
         full_requested=context.run.tags.get(incremental.FULL_TAG) == "full",
     )
-    if plan is None:  # no watermark yet: the run's days and the days ahead, in full
-        marks = incremental.watermark_now(lakehouse, model.reads.values(), sql_text(model.sql_path))
+    if plan.mode == "no watermark":  # the run's days and the days ahead, in full
         steps = [Step(c) for c in chunks(build_window(context, model), model.partitioning)]
-        return _stamped(steps, None, marks), {"rebuild_mode": "no watermark"}
-    steps = [Step((day, day + dt.timedelta(days=1))) for day in plan.full_days]
-    steps += [Step(span, plan.changed_series) for span in plan.patch_spans]
+    else:
+        steps = [Step((day, day + dt.timedelta(days=1))) for day in plan.full_days]
+        steps += [Step(span, plan.changed_series) for span in plan.patch_spans]
     return _stamped(steps, plan.previous, plan.watermark), plan.metadata()
 
 

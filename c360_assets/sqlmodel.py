@@ -127,13 +127,10 @@ class SqlSession:
         self.params = dict(params or {})
         self.inputs = dict(inputs)
         for name, table in inputs.items():
-            self._attach(name, table)
-
-    def _attach(self, name: str, table: pa.Table | ParquetScan) -> None:
-        if isinstance(table, ParquetScan):
-            self.con.execute(f'create or replace temp view "{name}" as {table.view_sql(self.con)}')
-        else:
-            self.con.register(name, table)
+            if isinstance(table, ParquetScan):
+                self.con.execute(f'create temp view "{name}" as {table.view_sql(self.con)}')
+            else:
+                self.con.register(name, table)
 
     def restrict(self, names: list[str], keys: pa.Table, columns: tuple[str, ...]) -> None:
         """Narrow the inputs ``names`` to the rows whose ``columns`` appear in ``keys``
@@ -141,9 +138,11 @@ class SqlSession:
         self.con.register("changed_series", keys)
         using = ", ".join(f'"{c}"' for c in columns)
         for name in names:
-            self._attach(f"{name}__all", self.inputs[name])
-            if not isinstance(self.inputs[name], ParquetScan):
-                self.con.unregister(name)  # an Arrow input: its name becomes the narrowed view
+            if isinstance(self.inputs[name], ParquetScan):
+                self.con.execute(f'alter view "{name}" rename to "{name}__all"')
+            else:  # an Arrow input: registered again under the new name
+                self.con.unregister(name)
+                self.con.register(f"{name}__all", self.inputs[name])
             self.con.execute(
                 f'create or replace temp view "{name}" as select * from "{name}__all" '
                 f"semi join changed_series using ({using})"

@@ -25,6 +25,20 @@ def morning(on: dt.date) -> str:
     return f"{on.isoformat()}T09:00:00Z"
 
 
+def daily_usage(prefix: str, tenant_id: str, first: dt.date, units: list[int], **fields) -> list:
+    """One event a day from ``first`` at 09:00 UTC, ``units[i]`` on day i (id ``<prefix><i>``)."""
+    return [
+        event(
+            event_id=f"{prefix}{i}",
+            tenant_id=tenant_id,
+            occurred_at=morning(first + dt.timedelta(days=i)),
+            quantity=u,
+            **fields,
+        )
+        for i, u in enumerate(units)
+    ]
+
+
 def flagged(lake) -> dict[tuple, tuple]:
     """(usage_date, customer_key, tenant_id, product) -> (units, baseline, score, reason)."""
     return {
@@ -67,15 +81,7 @@ def test_a_steady_customer_is_flagged_only_on_its_spike(lake):
     lake.drop(
         "usage_events",
         "usage.jsonl",
-        [
-            event(
-                event_id=f"e{i}",
-                tenant_id="ta",
-                occurred_at=morning(DAY0 + dt.timedelta(days=i)),
-                quantity=u,
-            )
-            for i, u in enumerate(units)
-        ],
+        daily_usage("e", "ta", DAY0, units),
     )
     lake.run()
 
@@ -123,26 +129,8 @@ def test_a_new_customer_is_not_flagged_and_late_history_rejudges_later_days(lake
     lake.drop(
         "usage_events",
         "usage.jsonl",
-        [
-            event(
-                event_id=f"f{i}",
-                tenant_id="tn",
-                occurred_at=morning(start + dt.timedelta(days=i)),
-                quantity=u,
-                product="fraud_score",
-            )
-            for i, u in enumerate(bursty)
-        ]
-        + [
-            event(
-                event_id=f"d{i}",
-                tenant_id="tn",
-                occurred_at=morning(start + dt.timedelta(days=i)),
-                quantity=u,
-                product="device_intel",
-            )
-            for i, u in enumerate(steady)
-        ],
+        daily_usage("f", "tn", start, bursty, product="fraud_score")
+        + daily_usage("d", "tn", start, steady, product="device_intel"),
     )
     lake.run()
     # fraud_score's 500s (10-03, -06, -09, -12) have 2..11 days of history (< 14): not judged.

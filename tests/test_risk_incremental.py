@@ -9,8 +9,8 @@ import dagster as dg
 from c360_assets.incremental import FULL_TAG
 from c360_assets.partitions import range_tags
 from c360_assets.runner import QUIET
-from tests.records import billing_customer, event, subscription
-from tests.test_risk_anomalies import flagged, key, morning
+from tests.records import billing_customer, subscription
+from tests.test_risk_anomalies import daily_usage, flagged, key
 
 START = dt.date(2026, 10, 1)
 
@@ -58,14 +58,9 @@ def test_late_usage_rewrites_only_its_series_and_matches_a_full_rebuild(lake):
         "usage_events",
         "usage.jsonl",
         [
-            event(
-                event_id=f"{t}{i}",
-                tenant_id=f"t{t}",
-                occurred_at=morning(START + dt.timedelta(days=i)),
-                quantity=400 if i == 16 else 100,
-            )
+            row
             for t in ("a", "b")
-            for i in range(20)
+            for row in daily_usage(t, f"t{t}", START, [400 if i == 16 else 100 for i in range(20)])
         ],
     )
     lake.run()
@@ -82,15 +77,7 @@ def test_late_usage_rewrites_only_its_series_and_matches_a_full_rebuild(lake):
     lake.drop(
         "usage_events",
         "late.jsonl",
-        [
-            event(
-                event_id=f"late{i}",
-                tenant_id="ta",
-                occurred_at=morning(START + dt.timedelta(days=i)),
-                quantity=300,
-            )
-            for i in range(4, 12)
-        ],
+        daily_usage("late", "ta", START + dt.timedelta(days=4), [300] * 8),
     )
     lake.definitions().resolve_job_def("ingest_job").execute_in_process(
         instance=lake.instance, run_config=QUIET
