@@ -4,18 +4,22 @@ import datetime as dt
 
 import dagster as dg
 
-from c360_assets.models import Model, build_model_asset
-from c360_assets.pipeline import build_jobs
-from c360_assets.raw import ingest_landing
-from c360_assets.sensors import build_sensors
-from c360_assets.sources import USAGE
+from c360_assets.defs.automation.jobs import build_jobs
+from c360_assets.defs.automation.sensors import build_sensors
+from c360_assets.defs.ingest.assets import ingest_landing
+from c360_assets.defs.ingest.sources import USAGE
+from c360_assets.lib.models import Model, build_model_asset
 from resources.lakehouse import LakehouseResource
 from resources.trino import TrinoResource
 
 
 def all_models() -> tuple[Model, ...]:
     """Every SQL model, domain by domain (each domain module declares a ``MODELS`` tuple)."""
-    from c360_assets import billing, close, customers, risk, usage
+    from c360_assets.defs.billing import assets as billing
+    from c360_assets.defs.close import assets as close
+    from c360_assets.defs.customers import assets as customers
+    from c360_assets.defs.risk import assets as risk
+    from c360_assets.defs.usage import assets as usage
 
     return usage.MODELS + customers.MODELS + billing.MODELS + risk.MODELS + close.MODELS
 
@@ -34,7 +38,8 @@ def build_definitions(
 ) -> dg.Definitions:
     """Everything; with Trino (``serving``: BI views, parity checks) when ``trino`` is given, or,
     for the environment's definitions (no ``lakehouse`` given), when C360_TRINO_HOST is set."""
-    from c360_assets import close, serving
+    from c360_assets.defs.close import assets as close
+    from c360_assets.defs.serving import assets as serving
 
     models = all_models()
     freshness = freshness_checks()

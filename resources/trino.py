@@ -13,13 +13,15 @@ import requests
 from trino.auth import BasicAuthentication
 from trino.dbapi import Connection, connect
 
+TRINO_CATALOG = "iceberg"  # the Trino catalog over the Iceberg catalog
+
 
 class TrinoResource(dg.ConfigurableResource):
     host: str = "127.0.0.1"
     port: int = 18080
     user: str = "c360"
     password: str | None = None
-    catalog: str = "iceberg"
+    catalog: str = TRINO_CATALOG
     http_scheme: str | None = None
     ca_file: str | None = None
     request_timeout_s: float = 300.0

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from c360_assets.definitions import all_models, build_definitions
-from c360_assets.runner import RunReport, run_pipeline
+from c360_assets.tools.runner import RunReport, run_pipeline
 from resources.lakehouse import LakehouseResource
 
 EPOCH = dt.date(1970, 1, 1)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from c360_assets import stack
+from c360_assets.tools import stack
 from resources.trino import TrinoResource
 
 

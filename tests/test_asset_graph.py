@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from c360_assets.definitions import build_definitions
-from c360_assets.graph import graph_snapshot
+from c360_assets.lib.graph import graph_snapshot
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 

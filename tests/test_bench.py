@@ -6,7 +6,7 @@ Trino); the test checks the JSON's shape and that every peer produced c360's out
 
 import json
 
-from c360_assets.bench import PEER_NAMES, PROFILES, STAGE_NAMES, format_table, run_bench
+from c360_assets.tools.bench import PEER_NAMES, PROFILES, STAGE_NAMES, format_table, run_bench
 from tests.stack_fixture import StackHandle
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import dagster as dg
 
 from c360_assets.definitions import all_models, build_definitions
-from c360_assets.runner import run_pipeline
+from c360_assets.tools.runner import run_pipeline
 from tests.records import (
     billing_customer,
     credit_note,

@@ -8,11 +8,11 @@ import hashlib
 import dagster as dg
 import pytest
 
-from c360_assets.cli import main
-from c360_assets.close import CloseRefused, as_closed, close_month
 from c360_assets.definitions import all_models
-from c360_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
-from c360_assets.runner import run_pipeline
+from c360_assets.defs.close.assets import CloseRefused, as_closed, close_month
+from c360_assets.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
+from c360_assets.tools.cli import main
+from c360_assets.tools.runner import run_pipeline
 from tests.records import (
     billing_customer,
     credit_note,

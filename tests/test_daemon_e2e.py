@@ -9,8 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from c360_assets.cli import dagster_home
-from c360_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+from c360_assets.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
+from c360_assets.tools.instance import dagster_home
 from tests.records import event
 from tests.test_usage_pipeline import facts
 

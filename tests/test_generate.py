@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from c360_assets.generate import (
+from c360_assets.tools.generate import (
     MALFORMED_KINDS,
     PLANS,
     PRODUCTS,

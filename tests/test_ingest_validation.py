@@ -7,8 +7,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from c360_assets.ingest import canonical_shape, read_records, validation_sql
-from c360_assets.sources import USAGE
+from c360_assets.defs.ingest.sources import USAGE
+from c360_assets.lib.ingest import canonical_shape, read_records, validation_sql
 
 OK = None
 LINES = [
@@ -320,8 +320,8 @@ def test_validate_file_selects_rows_by_line(tmp_path):
     gives every record what the general path gives it, in line order."""
     import gzip
 
-    from c360_assets.ingest import QUARANTINE_SCHEMA, _validate_file, raw_schema
-    from c360_assets.sqlmodel import connect
+    from c360_assets.lib.ingest import QUARANTINE_SCHEMA, _validate_file, raw_schema
+    from c360_assets.lib.sqlmodel import connect
 
     lines = _corpus(4000, seed=3)
     path = tmp_path / "events.jsonl.gz"
@@ -376,8 +376,8 @@ def test_every_canonical_type_agrees_with_the_general_path():
     canonical path takes)."""
     import itertools
 
-    from c360_assets.ingest import has_canonical_path
-    from c360_assets.sources import Column, Source
+    from c360_assets.defs.ingest.sources import Column, Source
+    from c360_assets.lib.ingest import has_canonical_path
 
     source = Source(
         "typed",

@@ -4,7 +4,7 @@ import inspect
 
 import pytest
 
-from c360_assets.sources import SOURCES
+from c360_assets.defs.ingest.sources import SOURCES
 from tests.records import BUILDERS
 
 

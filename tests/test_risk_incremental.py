@@ -6,9 +6,9 @@ import datetime as dt
 
 import dagster as dg
 
-from c360_assets.incremental import FULL_TAG
-from c360_assets.partitions import range_tags
-from c360_assets.runner import QUIET
+from c360_assets.lib.incremental import FULL_TAG
+from c360_assets.lib.partitions import range_tags
+from c360_assets.tools.runner import QUIET
 from tests.records import billing_customer, subscription
 from tests.test_risk_anomalies import daily_usage, flagged, key
 

@@ -17,7 +17,7 @@ import pytest
 import requests
 from trino.exceptions import TrinoUserError
 
-from c360_assets import stack
+from c360_assets.tools import stack
 from tests.stack_fixture import StackHandle, trino_stack  # noqa: F401  (the fixture)
 
 FACT_ROWS = [

@@ -8,7 +8,7 @@ eventually update SQL schema". `LakehouseResource` pings pooled connections befo
 
 import pyarrow as pa
 
-from c360_assets import stack
+from c360_assets.tools import stack
 from resources.lakehouse import LakehouseResource
 from tests.stack_fixture import StackHandle
 

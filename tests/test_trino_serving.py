@@ -42,17 +42,17 @@ import pytest
 import sqlalchemy as sa
 from trino.exceptions import TrinoUserError
 
-from c360_assets import stack
-from c360_assets.close import CloseResult, close_month
 from c360_assets.definitions import all_models, build_definitions
-from c360_assets.serving import (
+from c360_assets.defs.close.assets import CloseResult, close_month
+from c360_assets.defs.serving.assets import (
     MART_KEY_SUMS,
     PARITY_CHECK,
     compare_with_trino,
     create_bi_views,
     load_bi_views,
 )
-from c360_assets.sqlmodel import between
+from c360_assets.lib.sqlmodel import between
+from c360_assets.tools import stack
 from resources.lakehouse import LakehouseResource
 from resources.trino import TrinoResource
 from tests.lake import Lake

@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from c360_assets.definitions import all_models, build_definitions
-from c360_assets.serving import (
+from c360_assets.defs.serving.assets import (
     BI_VIEWS_ASSET,
     MART_KEY_SUMS,
     PARITY_CHECK,

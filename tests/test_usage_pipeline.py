@@ -5,8 +5,8 @@ import json
 
 import dagster as dg
 
-from c360_assets import ingest
-from c360_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+from c360_assets.lib import ingest
+from c360_assets.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 from tests.records import billing_customer, event
 
 
@@ -306,8 +306,8 @@ def test_usage_waits_for_the_refresh_a_billing_file_needs(lake):
 def test_rows_conserved_fails_when_landed_rows_go_missing(lake):
     from pyiceberg.expressions import EqualTo
 
-    from c360_assets.raw import _rows_conserved
-    from c360_assets.sources import USAGE
+    from c360_assets.defs.ingest.assets import _rows_conserved
+    from c360_assets.defs.ingest.sources import USAGE
 
     records = [
         event(event_id="e1", tenant_id="t1", occurred_at="2026-10-01T10:00:00Z"),

@@ -1,0 +1,79 @@
+"""Usage domain: deduplicated events per UTC day and the daily usage fact.
+
+The identity models (tenant -> customer) live in ``customers.py``; when the tenant mapping
+changes, :func:`remapped_days` (its ``after_write`` hook) reports the days holding the re-mapped
+tenants' usage as touched, so exactly those days of ``fct_usage_daily`` are rebuilt.
+"""
+
+import datetime as dt
+
+import dagster as dg
+from pyiceberg.expressions import In
+
+from c360_assets.lib.models import ChangeReport, Model, SqlCheck
+from c360_assets.lib.sqlmodel import Read, SqlSession, sql_text
+from resources.lakehouse import LakehouseResource
+
+DOMAIN = "usage"  # its SQL: sql/usage/
+
+STG_USAGE = "staging.stg_usage_events"
+TENANTS = "core.int_tenants_resolved"
+
+
+def _remapped_days(lakehouse: LakehouseResource, session: SqlSession, before: int | None) -> dict:
+    """Days of usage whose tenant maps to a different customer than before this build."""
+    if before is None:  # first build: every mapped tenant is new
+        previous = session.query("select * from model_output limit 0")
+    else:
+        previous = lakehouse.scan(TENANTS, snapshot_id=before)
+    session.register("previous_map", previous)
+    changed = session.query(sql_text(f"{DOMAIN}/remapped_tenants"))
+    days: list[dt.date] = []
+    if changed.num_rows and lakehouse.table_exists(STG_USAGE):
+        tenants = In("tenant_id", changed.column("tenant_id").to_pylist())
+        session.register(
+            "usage_tenants", lakehouse.scan(STG_USAGE, tenants, ("event_date", "tenant_id"))
+        )
+        days = [
+            r["event_date"]
+            for r in session.query(
+                "select distinct event_date from usage_tenants order by 1"
+            ).to_pylist()
+        ]
+    return {
+        "remapped_tenants": changed.num_rows,
+        "touched_dates": dg.MetadataValue.json([d.isoformat() for d in days]),
+    }
+
+
+remapped_days = ChangeReport(_remapped_days, frozenset({"touched_dates"}))
+
+MODELS = (
+    Model(
+        name="stg_usage_events",
+        layer="staging",
+        domain=DOMAIN,
+        reads={"raw_usage_events": Read("raw.usage_events", "event_date")},
+        grain=("event_date", "event_id"),
+        partitioning="daily",
+        partition_column="event_date",
+    ),
+    Model(
+        name="fct_usage_daily",
+        layer="marts",
+        domain=DOMAIN,
+        reads={
+            "stg_usage_events": Read(STG_USAGE, "event_date"),
+            "int_tenants_resolved": Read(TENANTS),
+        },
+        grain=("usage_date", "customer_key", "tenant_id", "product"),
+        partitioning="daily",
+        partition_column="usage_date",
+        checks=(
+            SqlCheck(
+                "usage_units_conserved",
+                "events and units per day equal the deduplicated staging events",
+            ),
+        ),
+    ),
+)

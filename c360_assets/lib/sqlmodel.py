@@ -1,0 +1,295 @@
+"""The one way a SQL model runs: Iceberg scans (filters pushed down) -> in-memory DuckDB -> Arrow.
+
+A model is a file ``sql/<layer>/<name>.sql`` holding one ``select``. It reads its inputs by the
+view names declared in its :class:`Model` and may use the named parameters ``$window_start`` and
+``$window_end`` (dates, end exclusive) of the partition being built. The asset factory in
+``c360_assets.lib.models`` wraps every model the same way; nothing else runs SQL on the marts.
+"""
+
+import datetime as dt
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from pyiceberg.expressions import (
+    AlwaysFalse,
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    GreaterThanOrEqual,
+    LessThan,
+)
+
+from c360_assets.lib.partitions import advance, month_of
+from c360_assets.lib.sqlquote import literal_list
+from resources.lakehouse import LakehouseResource, duckdb_types
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class Read:
+    """One input of a model: an Iceberg table, optionally restricted to a date window.
+
+    ``window_column`` is filtered to the partition's window widened by ``lookback_days`` before
+    it (for trailing baselines) and ``lookahead_days`` after it.
+
+    ``at_tag`` reads the table as of an Iceberg tag instead of its current snapshot. A ``{month}``
+    in the tag name (``YYYY-MM``) reads each month of the window from its own tag, restricted to
+    that month of ``window_column``; a month without its tag contributes no rows.
+    ``missing_as`` is the schema read (empty) while the table does not exist yet, e.g. a model
+    reading its own previous output.
+    """
+
+    table: str
+    window_column: str | None = None
+    lookback_days: int = 0
+    lookahead_days: int = 0
+    columns: tuple[str, ...] = ("*",)
+    at_tag: str | None = None
+    missing_as: pa.Schema | None = None
+
+    def row_filter(self, window: tuple[dt.date, dt.date] | None) -> BooleanExpression:
+        if window is None or self.window_column is None:
+            return AlwaysTrue()
+        start = window[0] - dt.timedelta(days=self.lookback_days)
+        end = window[1] + dt.timedelta(days=self.lookahead_days)
+        return between(self.window_column, start, end)
+
+
+def between(column: str, start: dt.date, end: dt.date) -> BooleanExpression:
+    """``start <= column < end`` on a date column, as an Iceberg expression."""
+    return And(GreaterThanOrEqual(column, start.isoformat()), LessThan(column, end.isoformat()))
+
+
+def sql_text(model_path: str) -> str:
+    return (SQL_DIR / f"{model_path}.sql").read_text()
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB in UTC whose operators spill to disk past ``C360_DUCKDB_MEMORY``
+    (default 4GB): a 30M-event day is deduplicated within a bounded footprint."""
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"set memory_limit = '{os.environ.get('C360_DUCKDB_MEMORY', '4GB')}'")
+    spill = Path(tempfile.gettempdir()) / "c360-duckdb-spill"
+    con.execute(f"set temp_directory = '{spill}'")
+    # results are unordered unless the SQL says otherwise: lets COPY write in parallel
+    con.execute("set preserve_insertion_order = false")
+    return con
+
+
+@dataclass(frozen=True)
+class ParquetScan:
+    """An input DuckDB reads straight from the Iceberg snapshot's Parquet data files.
+
+    Used for a window read of a day-partitioned table (see ``_scan``): DuckDB streams the files
+    with only the columns the query needs, so a 30M-row day is never materialized as Arrow.
+    """
+
+    files: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type) in the table's schema order
+    where: str  # SQL predicate (the window), or "true"
+
+    def view_sql(self, con: duckdb.DuckDBPyConnection) -> str:
+        present = {
+            row[0]
+            for row in con.sql(
+                "describe select * from read_parquet($files, union_by_name = true)",
+                params={"files": list(self.files)},
+            ).fetchall()
+        }
+        select = ", ".join(
+            f'"{name}"' if name in present else f'null::{kind} as "{name}"'
+            for name, kind in self.columns
+        )
+        return (
+            f"select {select} from read_parquet({literal_list(self.files)}, union_by_name = true) "
+            f"where {self.where}"
+        )
+
+
+class SqlSession:
+    """An in-memory DuckDB holding a model's inputs, its output (``model_output``) and params."""
+
+    def __init__(
+        self,
+        inputs: Mapping[str, pa.Table | ParquetScan],
+        params: Mapping[str, object] | None = None,
+    ):
+        self.con = connect()
+        self.params = dict(params or {})
+        self.inputs = dict(inputs)
+        for name, table in inputs.items():
+            if isinstance(table, ParquetScan):
+                self.con.execute(f'create temp view "{name}" as {table.view_sql(self.con)}')
+            else:
+                self.con.register(name, table)
+
+    def restrict(self, names: list[str], keys: pa.Table, columns: tuple[str, ...]) -> None:
+        """Narrow the inputs ``names`` to the rows whose ``columns`` appear in ``keys``
+        (registered as ``changed_series``): a series-local model then computes those only."""
+        self.con.register("changed_series", keys)
+        using = ", ".join(f'"{c}"' for c in columns)
+        for name in names:
+            if isinstance(self.inputs[name], ParquetScan):
+                self.con.execute(f'alter view "{name}" rename to "{name}__all"')
+            else:  # an Arrow input: registered again under the new name
+                self.con.unregister(name)
+                self.con.register(f"{name}__all", self.inputs[name])
+            self.con.execute(
+                f'create or replace temp view "{name}" as select * from "{name}__all" '
+                f"semi join changed_series using ({using})"
+            )
+
+    def query(self, sql: str) -> pa.Table:
+        """Run one select; only the parameters the SQL references are bound."""
+        return self.con.sql(sql, params=self._bound(sql)).to_arrow_table()
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+
+    def _bound(self, sql: str) -> dict[str, object] | None:
+        """The parameters ``sql`` references (an error names any the session lacks)."""
+        wanted = set(_PARAM.findall(sql))
+        missing = wanted - self.params.keys()
+        if missing:
+            raise ValueError(f"SQL needs parameters {sorted(missing)}")
+        return {k: v for k, v in self.params.items() if k in wanted} or None
+
+    def write_output(
+        self,
+        lakehouse: LakehouseResource,
+        table: str,
+        sql: str,
+        where: BooleanExpression,
+        partition_by: tuple[str, ...] = (),
+        properties: Mapping[str, str] | None = None,
+    ) -> int:
+        """Run the model's select into ``table``, replacing exactly the rows matching ``where``
+        (``LakehouseResource.write_query``: DuckDB -> Parquet -> one Iceberg commit), and expose
+        the written rows as ``model_output`` for the checks. Returns the row count."""
+        bound = self._bound(sql)
+        rows, files = lakehouse.write_query(
+            self.con, table, sql, bound, partition_by, replace=where, properties=properties
+        )
+        if files:
+            self.con.execute(
+                f"create or replace temp view model_output as "
+                f"select * from read_parquet({literal_list(files)})"
+            )
+        elif rows == 0:
+            empty = f"select * from ({sql}\n) limit 0"
+            self.register("model_output", self.con.sql(empty, params=bound).to_arrow_table())
+        else:  # written by pyiceberg (object store): read back what the window holds now
+            self.register("model_output", lakehouse.scan(table, where))
+        return rows
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "SqlSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_model_session(
+    lakehouse: LakehouseResource,
+    reads: Mapping[str, Read],
+    window: tuple[dt.date, dt.date] | None = None,
+    params: Mapping[str, object] | None = None,
+) -> SqlSession:
+    """Scan each input from Iceberg (the window pushed down) into a fresh DuckDB session."""
+    inputs = {name: _scan(lakehouse, read, window) for name, read in reads.items()}
+    all_params = dict(params or {})
+    if window is not None:
+        all_params.update(window_start=window[0], window_end=window[1])
+    return SqlSession(inputs, all_params)
+
+
+def _parquet_scan(
+    lakehouse: LakehouseResource, read: Read, window: tuple[dt.date, dt.date]
+) -> ParquetScan | None:
+    """The window of a table partitioned by identity on ``read.window_column`` as Parquet files,
+    or None when Arrow is the safe path (other partitioning, delete files, no files)."""
+    from pyiceberg.io.pyarrow import schema_to_pyarrow
+    from pyiceberg.transforms import IdentityTransform
+
+    table = lakehouse.load(read.table)
+    schema = table.schema()
+    partition_sources = {
+        schema.find_column_name(f.source_id)
+        for f in table.spec().fields
+        if isinstance(f.transform, IdentityTransform)
+    }
+    if read.window_column not in partition_sources:
+        return None
+    tasks = list(table.scan(row_filter=read.row_filter(window)).plan_files())
+    if not tasks or any(task.delete_files for task in tasks):
+        return None
+    if not all(t.file.file_path.startswith(("file:///", "/")) for t in tasks):
+        return None  # object stores: pyiceberg's FileIO knows the credentials, DuckDB does not
+    arrow = schema_to_pyarrow(schema, include_field_ids=False)
+    con = connect()
+    try:
+        kinds = duckdb_types(con, arrow)
+    finally:
+        con.close()
+    wanted = arrow.names if read.columns == ("*",) else list(read.columns)
+    start = window[0] - dt.timedelta(days=read.lookback_days)
+    end = window[1] + dt.timedelta(days=read.lookahead_days)
+    column = f'"{read.window_column}"'
+    return ParquetScan(
+        files=tuple(task.file.file_path.removeprefix("file://") for task in tasks),
+        columns=tuple((name, kinds[name]) for name in wanted),
+        where=f"{column} >= date '{start.isoformat()}' and {column} < date '{end.isoformat()}'",
+    )
+
+
+def _scan(
+    lakehouse: LakehouseResource, read: Read, window: tuple[dt.date, dt.date] | None
+) -> pa.Table | ParquetScan:
+    if read.missing_as is not None and not lakehouse.table_exists(read.table):
+        return read.missing_as.empty_table()
+    if read.at_tag is None:
+        if window is not None and read.window_column is not None:
+            direct = _parquet_scan(lakehouse, read, window)
+            if direct is not None:
+                return direct
+        return lakehouse.scan(read.table, read.row_filter(window), read.columns)
+    if "{month}" not in read.at_tag:
+        snapshot_id = lakehouse.tag_snapshot_id(read.table, read.at_tag)
+        if snapshot_id is None:
+            return lakehouse.scan(read.table, AlwaysFalse(), read.columns)
+        return lakehouse.scan(read.table, read.row_filter(window), read.columns, snapshot_id)
+    if window is None or read.window_column is None:
+        raise ValueError(f"{read.table}: a per-month tag needs a window and a window_column")
+    parts = []
+    month = month_of(window[0])
+    while month < window[1]:
+        following = advance(month, "monthly")
+        tag = read.at_tag.format(month=f"{month:%Y-%m}")
+        snapshot_id = lakehouse.tag_snapshot_id(read.table, tag)
+        if snapshot_id is not None:
+            month_filter = between(read.window_column, month, following)
+            parts.append(lakehouse.scan(read.table, month_filter, read.columns, snapshot_id))
+        month = following
+    if not parts:
+        return lakehouse.scan(read.table, AlwaysFalse(), read.columns)
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def run_sql(
+    sql: str, inputs: Mapping[str, pa.Table], params: Mapping[str, object] | None = None
+) -> pa.Table:
+    """Run one select over Arrow inputs (tests and ad-hoc use; assets go through models.py)."""
+    with SqlSession(inputs, params) as session:
+        return session.query(sql)

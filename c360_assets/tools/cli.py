@@ -1,0 +1,147 @@
+"""The ``c360`` command line. Heavy imports happen inside each command, not at start-up."""
+
+import argparse
+import datetime as dt
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from c360_assets.tools.instance import dagster_home
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from c360_assets.tools.generate import run_from_args
+
+    run_from_args(args)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from c360_assets.definitions import all_models, build_definitions
+    from c360_assets.tools.runner import refresh_bi_views, run_pipeline
+
+    dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        defs = build_definitions()
+        report = run_pipeline(defs, instance, all_models())
+        if report.ok and refresh_bi_views(defs, instance) is False:  # None: no Trino configured
+            report.failed_runs.append("serving_job (Trino BI views)")
+    for stage, parts in report.rebuilt.items():
+        shown = ", ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
+        print(f"rebuilt {len(parts)} {stage} partition(s): {shown or '-'}")
+    for failure in report.failed_runs:
+        print(f"FAILED run: {failure}", file=sys.stderr)
+    for failure in report.failed_checks:
+        print(f"FAILED blocking check: {failure}", file=sys.stderr)
+    if not args.quiet:
+        from c360_assets.tools.summary import print_summary
+
+        print_summary()
+    return 0 if report.ok else 1
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from c360_assets.tools import stack
+
+    try:
+        if args.action == "up":
+            stack.up()
+        elif args.action == "down":
+            stack.down()
+        elif args.action == "status":
+            print(stack.format_status(stack.status()))
+        else:
+            print("\n".join(stack.env_lines()))
+    except stack.StackError as error:
+        print(f"c360 stack {args.action}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from c360_assets.tools.generate import generate_landing
+
+    landing = Path(os.environ.get("C360_LANDING_DIR", "./data/landing"))
+    if not any(landing.glob("*/*")) or args.regenerate:
+        generate_landing(
+            landing,
+            customers=args.customers,
+            start=dt.date.fromisoformat(args.start),
+            days=args.days,
+            events_per_day=args.events_per_day,
+            seed=args.seed,
+        )
+    return cmd_run(argparse.Namespace(quiet=False))
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    import json
+
+    from c360_assets.definitions import build_definitions
+    from c360_assets.lib.graph import graph_snapshot, mermaid
+
+    defs = build_definitions()
+    print(mermaid(defs) if args.mermaid else json.dumps(graph_snapshot(defs), indent=2))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from c360_assets.tools.bench import run_from_args
+
+    return run_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="c360", description="Customer 360 lakehouse")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a synthetic landing zone")
+    from c360_assets.tools.generate import add_cli_arguments
+
+    add_cli_arguments(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    run = sub.add_parser("run", help="bring every asset up to date with the landing zone")
+    run.add_argument("--quiet", action="store_true", help="no summary at the end")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="generate a demo landing zone (once) and run everything")
+    demo.add_argument("--customers", type=int, default=300)
+    demo.add_argument("--start", default="2026-08-01")
+    demo.add_argument("--days", type=int, default=92)
+    demo.add_argument("--events-per-day", type=int, default=20_000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--regenerate", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    from c360_assets.tools.close_month import add_close_month_command
+
+    add_close_month_command(sub)
+
+    graph = sub.add_parser("graph", help="print the asset graph (JSON snapshot or mermaid)")
+    graph.add_argument("--mermaid", action="store_true")
+    graph.set_defaults(func=cmd_graph)
+
+    stack = sub.add_parser("stack", help="the serving stack: PostgreSQL catalog + Trino")
+    stack.add_argument("action", choices=["up", "down", "status", "env"])
+    stack.set_defaults(func=cmd_stack)
+
+    bench = sub.add_parser("bench", help="benchmark c360 stage by stage against its peers")
+    from c360_assets.tools.bench import add_cli_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
