@@ -1,9 +1,23 @@
+"""Two tiers. The fast tier (``pytest -m "not stack"``) starts no server: an embedded lakehouse
+(SQLite catalog, local warehouse), in-process Dagster, DuckDB. A test that needs a server
+(PostgreSQL, Trino, the object store, the Dagster daemon) is in the ``stack`` tier: it is marked
+``stack`` explicitly or, when it uses a server fixture, automatically here."""
+
 import dagster as dg
 import pytest
 
 from resources.lakehouse import LakehouseResource
 from tests.lake import Lake
 from tests.stack_fixture import trino_stack  # noqa: F401  (the session's real serving stack)
+
+# fixtures that start a server: a test using one (directly or through another fixture) is `stack`
+SERVER_FIXTURES = {"trino_stack"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
 
 
 @pytest.fixture

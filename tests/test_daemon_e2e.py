@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from c360_assets.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 from c360_assets.tools.instance import dagster_home
@@ -76,6 +77,7 @@ def idle(instance: dg.DagsterInstance) -> bool:
     return not instance.get_runs(filters=dg.RunsFilter(statuses=BUSY))
 
 
+@pytest.mark.stack  # starts the Dagster daemon
 def test_daemon_sensors_rebuild_a_late_day(lake, monkeypatch):
     monkeypatch.setenv("C360_SENSOR_INTERVAL_SECONDS", "3")
     dagster_home()  # writes the instance settings (one run at a time) into DAGSTER_HOME
