@@ -5,10 +5,13 @@ import csv
 import datetime as dt
 import gzip
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from c360_assets.definitions import all_models, build_definitions
 from c360_assets.tools.runner import RunReport, run_pipeline
@@ -71,3 +74,28 @@ class Lake:
             key = str(value)
             files.setdefault(key, set()).add(task.file.file_path)
         return files
+
+
+@contextmanager
+def embedded_lake(
+    root: Path, monkeypatch: pytest.MonkeyPatch, in_memory: bool = False
+) -> Iterator[Lake]:
+    """A fresh embedded lakehouse + Dagster instance under ``root``, pointed to by the env.
+
+    ``in_memory``: the Dagster instance keeps its runs and events in memory (Dagster's ephemeral
+    instance) instead of SQLite files under DAGSTER_HOME: for tests that never hand the
+    instance to another process (the CLI, the daemon) and run many jobs."""
+    env = {
+        "C360_LANDING_DIR": str(root / "landing"),
+        "C360_WAREHOUSE": str(root / "warehouse"),
+        "C360_CATALOG_URI": f"sqlite:///{root / 'catalog.db'}",
+        "C360_CATALOG_NAME": "c360",
+        "DAGSTER_HOME": str(root / "dagster_home"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (root / "landing").mkdir()
+    (root / "dagster_home").mkdir()
+    opened = dg.DagsterInstance.ephemeral() if in_memory else dg.DagsterInstance.get()
+    with opened as instance:
+        yield Lake(root, LakehouseResource.from_env(), instance)
