@@ -14,6 +14,9 @@ import dagster as dg
 import pytest
 
 from c360_assets.definitions import all_models, build_definitions
+from c360_assets.lib.ingest import LANDING_FILES_TABLE, ingest_source
+from c360_assets.lib.partitions import accepted_date_range
+from c360_assets.lib.sources import Source
 from c360_assets.tools.runner import RunReport, run_pipeline
 from resources.lakehouse import LakehouseResource
 
@@ -99,3 +102,21 @@ def embedded_lake(
     opened = dg.DagsterInstance.ephemeral() if in_memory else dg.DagsterInstance.get()
     with opened as instance:
         yield Lake(root, LakehouseResource.from_env(), instance)
+
+
+def ingest_interrupted_before_the_file_log(
+    lake: Lake, source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ingestion of ``source`` that appends the raw rows and the quarantine, then fails (the
+    file-log write raises, as a killed step would stop there): the files are not logged."""
+    write_query = LakehouseResource.write_query
+
+    def interrupted(self, con, identifier, *args, **kwargs):
+        if identifier == LANDING_FILES_TABLE:
+            raise RuntimeError("interrupted before the file log")
+        return write_query(self, con, identifier, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LakehouseResource, "write_query", interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            ingest_source(lake.lakehouse, source, accepted_date_range())

@@ -21,12 +21,11 @@ from pyiceberg.expressions import AlwaysTrue
 
 from c360_assets.definitions import all_models
 from c360_assets.defs.ingest.sources import USAGE
-from c360_assets.lib.ingest import LANDING_FILES_TABLE, ingest_source
 from c360_assets.lib.models import build_model_asset, check_stored_partition
-from c360_assets.lib.partitions import accepted_date_range
 from c360_assets.tools.cli import main
 from c360_assets.tools.runner import QUIET
 from resources.lakehouse import LakehouseResource
+from tests.lake import ingest_interrupted_before_the_file_log
 from tests.records import (
     billing_customer,
     credit_note,
@@ -399,17 +398,7 @@ def test_c360_run_exits_non_zero_when_rows_conserved_fails(lake, monkeypatch, ca
         "a.jsonl",
         [event(event_id="e1"), event(event_id="e2"), "{not json"],
     )
-    write_query = LakehouseResource.write_query
-
-    def interrupted(self, con, identifier, *args, **kwargs):
-        if identifier == LANDING_FILES_TABLE:
-            raise RuntimeError("interrupted before the file log")
-        return write_query(self, con, identifier, *args, **kwargs)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(LakehouseResource, "write_query", interrupted)
-        with pytest.raises(RuntimeError, match="interrupted"):
-            ingest_source(lake.lakehouse, USAGE, accepted_date_range())
+    ingest_interrupted_before_the_file_log(lake, USAGE, monkeypatch)
     assert len(lake.rows("raw.usage_events")) == 2
     assert lake.rows("raw.landing_files") == []
     lake.lakehouse.load("raw.usage_events").delete(AlwaysTrue())
