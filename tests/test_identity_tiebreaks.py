@@ -58,6 +58,7 @@ def drop_identities(lake) -> None:
             account("acc_E", "cus_404", "2026-09-01T00:00:00Z"),  # no such billing customer
             account("acc_F", None, "2026-09-01T00:00:00Z"),
             account("acc_G", "cus_10", "2026-09-01T00:00:00Z"),
+            account("acc_W", "cus_9", "2026-09-01T00:00:00Z"),  # cus_9's only claimant
         ],
     )
     lake.drop(
@@ -66,6 +67,7 @@ def drop_identities(lake) -> None:
         [
             account("acc_Y", "cus_2", "2026-09-10T00:00:00Z", is_deleted=True),
             account("acc_C", "cus_3", "2026-09-10T00:00:00Z", is_deleted=True),
+            account("acc_W", "cus_9", "2026-09-10T00:00:00Z", is_deleted=True),
         ],
     )
     lake.drop(  # acc_C restored
@@ -95,6 +97,7 @@ def drop_identities(lake) -> None:
             customer("cus_6", "t6", created="04-01"),
             customer("cus_7", "t6", created="04-01"),
             customer("cus_8", None, "acc_X"),  # acc_X does not exist
+            customer("cus_9", None),
             customer("cus_10", None, "acc_F"),  # the CRM says acc_G
             # two billing customers of acc_F name t7: cus_12 was created first
             customer("cus_11", "t7", "acc_F", created="06-01"),
@@ -166,6 +169,8 @@ def test_identity_tie_breaks_and_the_latest_export_wins_whatever_arrives_last(mo
         "cus_6": (None, ALONE, None, None, key("billing:cus_6")),
         "cus_7": (None, ALONE, None, None, key("billing:cus_7")),
         "cus_8": (None, ALONE, None, NO_SUCH_ACCOUNT, key("billing:cus_8")),
+        # its only claimant was deleted: still its customer (history does not move)
+        "cus_9": ("acc_W", CLAIMED, None, None, key("crm:acc_W")),
         "cus_10": ("acc_G", CLAIMED, CRM_WINS, None, key("crm:acc_G")),
         "cus_11": ("acc_F", NAMED, None, None, key("crm:acc_F")),
         "cus_12": ("acc_F", NAMED, None, None, key("crm:acc_F")),
@@ -223,7 +228,7 @@ def test_identity_tie_breaks_and_the_latest_export_wins_whatever_arrives_last(mo
         [account("acc_A", None, "2026-08-15T00:00:00Z")],
     )
     refresh(lake)
-    assert len(lake.rows("raw.billing_customers")) == 12  # the older export did land
+    assert len(lake.rows("raw.billing_customers")) == 13  # the older export did land
     staged = {r["billing_customer_id"]: r for r in lake.rows("staging.stg_billing_customers")}
     assert (staged["cus_5"]["tenant_id"], staged["cus_5"]["updated_at"]) == ("t5", at("2026-06-01"))
     (inv_1,) = lake.rows("staging.stg_billing_invoices")
