@@ -20,8 +20,11 @@ import pytest
 from pyiceberg.expressions import AlwaysTrue
 
 from c360_assets.definitions import all_models
+from c360_assets.defs.ingest.assets import _rows_conserved
 from c360_assets.defs.ingest.sources import USAGE
+from c360_assets.lib.ingest import ingest_source
 from c360_assets.lib.models import build_model_asset, check_stored_partition
+from c360_assets.lib.partitions import accepted_date_range
 from c360_assets.tools.cli import main
 from c360_assets.tools.runner import QUIET
 from resources.lakehouse import LakehouseResource
@@ -165,7 +168,7 @@ GRAIN = "grain_is_unique"
 DUPLICATE_CUS_1 = copy(where(billing_customer_id="cus_1"))
 CASES = {
     # raw rows without an event_id escape the dedupe's join on event_id: two of them on one day
-    "stg_usage_events grain": Break(
+    "stg_usage_events:grain": Break(
         "stg_usage_events",
         "2026-10-02",
         "raw.usage_events",
@@ -173,42 +176,42 @@ CASES = {
         frozenset({GRAIN}),
     ),
     # a tenant mapped to two customers: each key once, but its units counted twice
-    "fct_usage_daily usage_units_conserved": Break(
+    "fct_usage_daily:usage_units_conserved": Break(
         "fct_usage_daily",
         "2026-10-02",
         "core.int_tenants_resolved",
         copy(where(tenant_id="t1"), customer_key=BOB),
         frozenset({"usage_units_conserved"}),
     ),
-    "int_billing_customers_resolved grain": Break(
+    "int_billing_customers_resolved:grain": Break(
         "int_billing_customers_resolved",
         None,
         "staging.stg_billing_customers",
         DUPLICATE_CUS_1,
         frozenset({GRAIN}),
     ),
-    "int_subscription_versions grain": Break(
+    "int_subscription_versions:grain": Break(
         "int_subscription_versions",
         None,
         "core.int_billing_customers_resolved",
         DUPLICATE_CUS_1,
         frozenset({GRAIN}),
     ),
-    "int_billing_documents_resolved grain": Break(
+    "int_billing_documents_resolved:grain": Break(
         "int_billing_documents_resolved",
         None,
         "core.int_billing_customers_resolved",
         DUPLICATE_CUS_1,
         frozenset({GRAIN, "billing_documents_conserved"}),
     ),
-    "fct_invoice_reconciliation grain": Break(
+    "fct_invoice_reconciliation:grain": Break(
         "fct_invoice_reconciliation",
         None,
         "core.int_billing_customers_resolved",
         DUPLICATE_CUS_1,
         frozenset({GRAIN}),
     ),
-    "fct_invoice_reconciliation customer_keys_resolve": Break(
+    "fct_invoice_reconciliation:customer_keys_resolve": Break(
         "fct_invoice_reconciliation",
         None,
         "marts.dim_customer",
@@ -216,7 +219,7 @@ CASES = {
         frozenset({"customer_keys_resolve"}),
     ),
     # two records of acc_1 at one updated_at that disagree: two versions starting together
-    "dim_customer grain": Break(
+    "dim_customer:grain": Break(
         "dim_customer",
         None,
         "staging.stg_crm_accounts",
@@ -224,7 +227,7 @@ CASES = {
         frozenset({GRAIN}),
     ),
     # a billing-only customer carrying acc_1's key: a second open version from 09-15
-    "dim_customer windows": Break(
+    "dim_customer:windows": Break(
         "dim_customer",
         None,
         "core.int_billing_customers_resolved",
@@ -244,14 +247,14 @@ CASES = {
         ),
     ),
     # two versions of Bob in force at September's last instant; his September is all zeros
-    "fct_customer_month grain": Break(
+    "fct_customer_month:grain": Break(
         "fct_customer_month",
         "2026-09-01",
         "marts.dim_customer",
         copy(where(customer_key=BOB), valid_from=dt.datetime(2026, 9, 15, tzinfo=dt.UTC)),
         frozenset({GRAIN}),
     ),
-    "fct_customer_month customer_keys_resolve": Break(
+    "fct_customer_month:customer_keys_resolve": Break(
         "fct_customer_month",
         "2026-10-01",
         "marts.dim_customer",
@@ -259,7 +262,7 @@ CASES = {
         frozenset({"customer_keys_resolve"}),
     ),
     # usage on no key at all never joins the month's spine: it is lost from the month
-    "fct_customer_month customer_month_usage_conserved": Break(
+    "fct_customer_month:customer_month_usage_conserved": Break(
         "fct_customer_month",
         "2026-10-01",
         "marts.fct_usage_daily",
@@ -267,7 +270,7 @@ CASES = {
         frozenset({"customer_month_usage_conserved"}),
     ),
     # Bob's invoice on no key: its 200.00 never joins the month's spine
-    "fct_customer_month customer_month_money_conserved": Break(
+    "fct_customer_month:customer_month_money_conserved": Break(
         "fct_customer_month",
         "2026-10-01",
         "core.int_billing_documents_resolved",
@@ -275,7 +278,7 @@ CASES = {
         frozenset({"customer_month_money_conserved"}),
     ),
     # Bob's only money document of October unconverted: his USD measures are null, not 0
-    "fct_customer_month fx_rates_available": Break(
+    "fct_customer_month:fx_rates_available": Break(
         "fct_customer_month",
         "2026-10-01",
         "core.int_billing_documents_resolved",
@@ -283,14 +286,14 @@ CASES = {
         frozenset({"fx_rates_available"}),
     ),
     # Carl's usage (no subscription: flagged) twice in the daily fact: flagged twice
-    "usage_anomalies grain": Break(
+    "usage_anomalies:grain": Break(
         "usage_anomalies",
         "2026-10-03",
         "marts.fct_usage_daily",
         copy(where(tenant_id="t3")),
         frozenset({GRAIN}),
     ),
-    "fct_customer_adoption_monthly grain": Break(
+    "fct_customer_adoption_monthly:grain": Break(
         "fct_customer_adoption_monthly",
         "2026-10-01",
         FACTS,
@@ -298,7 +301,7 @@ CASES = {
         frozenset({GRAIN}),
     ),
     # October is closed (the fixture's tag); Ann's current row, twice, restated the same way
-    "restatements grain": Break(
+    "restatements:grain": Break(
         "restatements",
         "2026-10-01",
         FACTS,
@@ -411,3 +414,27 @@ def test_c360_run_exits_non_zero_when_rows_conserved_fails(lake, monkeypatch, ca
     (logged,) = lake.rows("raw.landing_files")
     assert (logged["rows_in"], logged["rows_accepted"], logged["rows_quarantined"]) == (3, 2, 1)
     assert lake.rows("raw.usage_events") == []
+
+
+def test_quarantine_rate_warns_above_five_percent_and_never_blocks(lake):
+    """1 bad line in 20 is 5 %: the WARN check passes; 2 in 20 fail it (rows still conserved)."""
+
+    def ingest(name: str, bad: int) -> tuple:
+        lines = [event(event_id=f"{name}{i}") for i in range(20 - bad)] + ["{bad"] * bad
+        lake.drop("usage_events", f"{name}.jsonl", lines)
+        summary = ingest_source(lake.lakehouse, USAGE, accepted_date_range())
+        return _rows_conserved(lake.lakehouse, USAGE, summary)
+
+    conserved, rate = ingest("a", bad=1)
+    assert (conserved.passed, rate.passed, rate.metadata["quarantine_rate"].value) == (
+        True,
+        True,
+        0.05,
+    )
+    conserved, rate = ingest("b", bad=2)
+    assert (conserved.passed, rate.passed, rate.metadata["quarantine_rate"].value) == (
+        True,
+        False,
+        0.1,
+    )
+    assert rate.severity == dg.AssetCheckSeverity.WARN
