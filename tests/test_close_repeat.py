@@ -114,9 +114,9 @@ def drop_late_data(lake) -> None:
         "usage_events",
         "late.jsonl",
         [
-            event(event_id="late1", tenant_id="t2", occurred_at="2026-09-25T10:00:00Z", quantity=2),
+            event(event_id="late1", tenant_id="t2", occurred_at="2026-09-30T10:00:00Z", quantity=2),
             event(
-                event_id="late2", tenant_id="t1", occurred_at="2026-10-20T10:00:00Z", quantity=12
+                event_id="late2", tenant_id="t1", occurred_at="2026-10-01T10:00:00Z", quantity=12
             ),
         ],
     )
@@ -219,10 +219,10 @@ def test_closes_survive_late_data_an_interruption_and_a_repeat(module_lake, monk
             .success
         )
     days, daily_cursor = tick(lake, defs, "daily_partitions_sensor", daily_cursor)
-    assert ranges(days) == [("2026-09-25", "2026-09-25"), ("2026-10-20", "2026-10-20")]
+    assert ranges(days) == [("2026-09-30", "2026-10-01")]  # one range: consecutive days
     run_requests(lake, defs, days, "daily_job")
-    # the months: September (the CRM change's version starts in it, and day 09-25) through
-    # October (day 10-20, the last month built), one request for the span
+    # the months: September (the CRM change's version starts in it, and day 09-30) through
+    # October (day 10-01, the last month built), one request for the span
     months, monthly_cursor = tick(lake, defs, "monthly_partitions_sensor", monthly_cursor)
     assert ranges(months) == [("2026-09-01", "2026-10-01")]
     assert months[0].run_key.startswith("monthly:2026-09-01:2026-10-01:")
@@ -230,8 +230,8 @@ def test_closes_survive_late_data_an_interruption_and_a_repeat(module_lake, monk
     again, _ = tick(lake, defs, "monthly_partitions_sensor", monthly_cursor)
     assert isinstance(again, dg.SkipReason)
 
-    # September: Ann's segment; Bob's late event on 09-25 (1 event, 2 units, 1 day, 1 product).
-    # October: Ann's segment; her late 12 units on 10-20 (3 -> 4 events, 15 -> 27 units, 1 -> 2
+    # September: Ann's segment; Bob's late event on 09-30 (1 event, 2 units, 1 day, 1 product).
+    # October: Ann's segment; her late 12 units on 10-01 (3 -> 4 events, 15 -> 27 units, 1 -> 2
     # days). Bob's October is unchanged.
     assert restatements(lake) == {
         (SEP, ANN, "segment"): ("SMB", "Mid-Market"),
