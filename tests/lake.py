@@ -66,6 +66,14 @@ class Lake:
             table = table.sort_by([(c, "ascending") for c in order_by])
         return table.to_pylist()
 
+    def check_violations(self, asset: str, check: str) -> tuple[bool, int]:
+        """The latest evaluation of a check: (passed, violations)."""
+        record = self.instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(dg.AssetKey(asset), check)
+        )
+        evaluation = record.event.dagster_event.event_specific_data
+        return evaluation.passed, evaluation.metadata["violations"].value
+
     def data_files(self, identifier: str) -> dict[str, set[str]]:
         """Partition value (as text) -> the data file paths of the current snapshot."""
         table = self.lakehouse.load(identifier)

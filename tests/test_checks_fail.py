@@ -43,6 +43,7 @@ from tests.records import (
 
 MODELS = {m.name: m for m in all_models()}
 FACTS = "marts.fct_customer_month"
+OCTOBER = dt.date(2026, 10, 1)
 
 
 def key(natural: str) -> str:
@@ -297,7 +298,7 @@ CASES = {
         "fct_customer_adoption_monthly",
         "2026-10-01",
         FACTS,
-        copy(where(customer_key=ANN, month=dt.date(2026, 10, 1))),
+        copy(where(customer_key=ANN, month=OCTOBER)),
         frozenset({GRAIN}),
     ),
     # October is closed (the fixture's tag); Ann's current row, twice, restated the same way
@@ -305,8 +306,8 @@ CASES = {
         "restatements",
         "2026-10-01",
         FACTS,
-        lambda rows: change(where(customer_key=ANN), usage_units=99)(
-            copy(where(customer_key=ANN, month=dt.date(2026, 10, 1)))(rows)
+        lambda rows: change(where(customer_key=ANN, month=OCTOBER), usage_units=99)(
+            copy(where(customer_key=ANN, month=OCTOBER))(rows)
         ),
         frozenset({GRAIN}),
     ),

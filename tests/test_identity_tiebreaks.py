@@ -13,8 +13,6 @@ Every pick among disagreeing sources is listed by a WARN check.
 import datetime as dt
 import hashlib
 
-import dagster as dg
-
 from c360_assets.tools.runner import QUIET
 from tests.records import billing_customer, crm_account, invoice
 
@@ -141,14 +139,6 @@ def tenants(lake) -> dict[str, tuple]:
     }
 
 
-def violations(lake, asset: str, check: str) -> int:
-    record = lake.instance.get_latest_asset_check_evaluation_record(
-        dg.AssetCheckKey(dg.AssetKey(asset), check)
-    )
-    evaluation = record.event.dagster_event.event_specific_data
-    return evaluation.metadata["violations"].value
-
-
 CLAIMED, NAMED, ALONE = "crm_claims_billing_customer", "billing_names_crm_account", "billing_only"
 
 
@@ -187,9 +177,9 @@ def test_identity_tie_breaks_and_the_latest_export_wins_whatever_arrives_last(mo
     # the WARN checks list every pick: cus_1, cus_2, cus_3, cus_10; cus_8's link and acc_E's
     # link to nothing; t5, t6, t7
     identity = "int_billing_customers_resolved"
-    assert violations(lake, identity, "no_identity_conflicts") == 4
-    assert violations(lake, identity, "no_identity_orphans") == 2
-    assert violations(lake, "int_tenants_resolved", "no_tenant_conflicts") == 3
+    assert lake.check_violations(identity, "no_identity_conflicts") == (False, 4)
+    assert lake.check_violations(identity, "no_identity_orphans") == (False, 2)
+    assert lake.check_violations("int_tenants_resolved", "no_tenant_conflicts") == (False, 3)
     # the restored account: a deleted version, a gap, a current one (the dimension's checks pass)
     versions = {
         (r["valid_from"], r["valid_to"], r["is_deleted"], r["billing_customer_id"])

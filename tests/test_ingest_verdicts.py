@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from c360_assets.defs.ingest.sources import USAGE
-from c360_assets.lib.ingest import _validate_file, validation_sql
+from c360_assets.lib.ingest import _validate_file
 from c360_assets.lib.partitions import accepted_date_range
 from c360_assets.lib.sqlmodel import connect
+from tests.test_ingest_validation import _validate_lines
 
 
 @dataclass(frozen=True)
@@ -155,19 +155,8 @@ def typed(literal: str) -> pa.Array:
 
 
 def _sql(lines: list[str], canonical_path: bool) -> list[dict]:
-    con = duckdb.connect()
-    con.execute("set TimeZone = 'UTC'")
-    records = pa.table(
-        {
-            "line": pa.array(range(1, len(lines) + 1), pa.int64()),
-            "raw": pa.array([line.encode() for line in lines], pa.binary()),
-        }
-    )
-    con.register("records", records)
-    first, last = accepted_date_range()
-    sql = validation_sql(USAGE, canonical_path=canonical_path) + " order by line"
-    rows = con.sql(sql, params={"min_date": first, "max_date": last}).to_arrow_table()
-    return [{"reason": r["reason"], **(r["rec"] or {})} for r in rows.to_pylist()]
+    rows = _validate_lines([line.encode() for line in lines], canonical_path)
+    return [{"reason": r["reason"], **(r["rec"] or {})} for r in rows]
 
 
 def _file(path: Path) -> list[dict]:
