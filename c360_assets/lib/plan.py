@@ -29,10 +29,15 @@ class Touched:
 
 
 def _dates(value: object) -> list[dt.date]:
-    data = getattr(value, "data", value)
+    """The ISO dates a ``touched_dates``/``touched_months`` entry lists (absent: none)."""
+    data = getattr(value, "data", value)  # JSON metadata, or its text
     if isinstance(data, str):
         data = json.loads(data)
-    return [dt.date.fromisoformat(d) for d in (data or [])]
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise TypeError(f"expected a list of ISO dates, got {data!r}")
+    return [dt.date.fromisoformat(d) for d in data]
 
 
 def latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:

@@ -59,7 +59,7 @@ def execute(
 
 
 def _check_specs(defs: dg.Definitions) -> list[dg.AssetCheckSpec]:
-    specs = []
+    specs: list[dg.AssetCheckSpec] = []
     for assets_def in defs.assets or []:
         if isinstance(assets_def, dg.AssetsDefinition):
             specs.extend(assets_def.check_specs)
