@@ -22,8 +22,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from c360_assets.defs.ingest.sources import SOURCES, USAGE
-from c360_assets.lib.models import Model, asset_key_for_table
-from c360_assets.lib.partitions import daily_partitions, monthly_partitions
+from c360_assets.lib.models import Model, ModelDeclarationError, asset_key_for_table
 from c360_assets.lib.plan import Touched, latest_storage_id, month_span, touched_since
 
 RAW_KEYS = [dg.AssetKey(s.asset_name) for s in SOURCES]
@@ -36,20 +35,66 @@ def _names(models: Sequence[Model], partitioning: str | None) -> list[str]:
 
 
 def build_jobs(models: Sequence[Model]) -> list:
+    check_change_reports(models)
     return [
         dg.define_asset_job("ingest_job", dg.AssetSelection.assets(*RAW_KEYS)),
         dg.define_asset_job("refresh_job", dg.AssetSelection.assets(*_names(models, None))),
-        dg.define_asset_job(
-            "daily_job",
-            dg.AssetSelection.assets(*_names(models, "daily")),
-            partitions_def=daily_partitions,
-        ),
-        dg.define_asset_job(
-            "monthly_job",
-            dg.AssetSelection.assets(*_names(models, "monthly")),
-            partitions_def=monthly_partitions,
-        ),
+        # partitioned by the selected assets' partitions (daily, monthly)
+        dg.define_asset_job("daily_job", dg.AssetSelection.assets(*_names(models, "daily"))),
+        dg.define_asset_job("monthly_job", dg.AssetSelection.assets(*_names(models, "monthly"))),
     ]
+
+
+def _unreported(models: Sequence[Model], table: str, stage: str) -> str | None:
+    """Why a change of ``table`` would never rebuild a partition of ``stage`` (None: it does)."""
+    sources = {source.table: source for source in SOURCES}
+    producers = {model.table: model for model in models}
+    if table in sources:
+        source = sources[table]
+        if asset_key_for_table(table) not in trigger_keys(models, stage):
+            return f"its ingestion does not trigger the {stage} job"
+        if stage == "daily" and not source.event_time:
+            return "a raw source without an event_time reports no touched_dates"
+        if stage == "monthly" and not source.month_columns:
+            return "a raw source declaring no month_columns reports no touched_months"
+        return None
+    if table not in producers:
+        return "no source and no model writes it"
+    upstream = producers[table]
+    if upstream.partitioning == stage or (upstream.partitioning, stage) == ("daily", "monthly"):
+        return None  # built in the same job, or before it (a day's month is rebuilt after it)
+    if upstream.partitioning is not None:
+        return f"a {upstream.partitioning} model is built after the {stage} job"
+    reports = upstream.after_write.reports if upstream.after_write else frozenset()
+    # touched dates are rebuilt by the daily job, whose partitions' months the monthly job then
+    # rebuilds; touched months reach the monthly job only
+    wanted = {"touched_dates"} if stage == "daily" else {"touched_dates", "touched_months"}
+    if reports & wanted:
+        return None
+    return (
+        f"an unpartitioned model needs an after_write ChangeReport reporting "
+        f"{' or '.join(sorted(wanted))}"
+    )
+
+
+def check_change_reports(models: Sequence[Model]) -> None:
+    """Every input of a partitioned model can say which partitions changed: a raw source whose
+    ingestion records them, a partitioned model built in the same job or before it, or an
+    unpartitioned model whose ``after_write`` reports them. Otherwise a change there would never
+    trigger a rebuild: refused when the definitions are assembled."""
+    for model in models:
+        if model.partitioning is None:
+            continue
+        what = "days" if model.partitioning == "daily" else "months"
+        for name, read in model.reads.items():
+            if read.table == model.table:  # its own previous output
+                continue
+            why = _unreported(models, read.table, model.partitioning)
+            if why is not None:
+                raise ModelDeclarationError(
+                    f"model {model.name}: input {name} ({read.table}) cannot report the {what} "
+                    f"it changed ({why}): a change there would never rebuild a partition"
+                )
 
 
 def trigger_keys(models: Sequence[Model], stage: str) -> list[dg.AssetKey]:
