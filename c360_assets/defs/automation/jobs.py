@@ -23,7 +23,7 @@ import dagster as dg
 
 from c360_assets.defs.ingest.sources import SOURCES, USAGE
 from c360_assets.lib.models import Model, ModelDeclarationError, asset_key_for_table
-from c360_assets.lib.plan import Touched, latest_storage_id, month_span, touched_since
+from c360_assets.lib.plan import Touched, latest_storage_ids, month_span, touched_since
 
 RAW_KEYS = [dg.AssetKey(s.asset_name) for s in SOURCES]
 DAY_TRIGGERS = [dg.AssetKey(USAGE.asset_name), dg.AssetKey("int_tenants_resolved")]
@@ -149,15 +149,14 @@ def refresh_pending(
     (or they were never built). ``through``: ``refreshed_through`` when already known."""
     if through is None:
         through = refreshed_through(instance, models)
-    latest = max((latest_storage_id(instance, k) for k in refresh_inputs(models)), default=0)
+    latest = max(latest_storage_ids(instance, refresh_inputs(models)).values(), default=0)
     return through == 0 or latest > through
 
 
 def refreshed_through(instance: dg.DagsterInstance, models: Sequence[Model]) -> int:
     """The storage id up to which every unpartitioned model has caught up with ingestion."""
-    return min(
-        (latest_storage_id(instance, dg.AssetKey(n)) for n in _names(models, None)), default=0
-    )
+    keys = [dg.AssetKey(name) for name in _names(models, None)]
+    return min(latest_storage_ids(instance, keys).values(), default=0)
 
 
 def last_month_built(instance: dg.DagsterInstance, models: Sequence[Model]) -> dt.date | None:
