@@ -29,7 +29,7 @@ from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableA
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table
-from pyiceberg.types import NestedField
+from pyiceberg.types import NestedField, StructType
 
 from resources.leases import Lease, Leases, check_held
 
@@ -100,7 +100,7 @@ def _field_id(field: NestedField) -> str:
     kind = field.field_type
     if kind.is_primitive:
         return str(field.field_id)
-    if kind.is_struct:
+    if isinstance(kind, StructType):
         children = ", ".join(f'"{c.name}": {_field_id(c)}' for c in kind.fields)
         return f"{{__duckdb_field_id: {field.field_id}, {children}}}"
     raise NotImplementedError(f"{field.name}: lists and maps are not written through DuckDB")
@@ -296,11 +296,11 @@ class LakehouseResource(dg.ConfigurableResource):
             options += ", filename_pattern 'c360-{uuid}'"
         else:
             target = str(folder / "c360-0.parquet")
-        rows, files = con.execute(
+        ((rows, files),) = con.execute(
             f"copy (select {select} from ({sql}\n)) to '{target}' "
             f"({options}, field_ids {{{field_ids}}})",
             params,
-        ).fetchone()
+        ).fetchall()
         if not rows:
             shutil.rmtree(folder)
             files = []

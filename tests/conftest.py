@@ -3,6 +3,10 @@
 (PostgreSQL, Trino, the object store, the Dagster daemon) is in the ``stack`` tier: it is marked
 ``stack`` explicitly or, when it uses a server fixture, automatically here."""
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from tests.lake import Lake, embedded_lake
@@ -12,6 +16,32 @@ from tests.stack_fixture import trino_stack  # noqa: F401  (the session's real s
 SERVER_FIXTURES = {"trino_stack"}
 
 
+# test data is thrown away: it lives in memory when the machine has a roomy tmpfs
+MEMORY_FS = Path("/dev/shm")
+MEMORY_FS_MIN_FREE = 2 << 30
+BASETEMP = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put the tests' temporary directories (embedded lakehouse, SQLite catalog, Dagster
+    instance, stack data) on a tmpfs: every Iceberg commit and Dagster event is a SQLite commit,
+    and on a disk each one waits for a flush that a throw-away test does not need. An explicit
+    ``--basetemp`` wins; without a tmpfs the default temporary directory is used."""
+    if config.option.basetemp or not MEMORY_FS.is_dir():
+        return
+    if shutil.disk_usage(MEMORY_FS).free < MEMORY_FS_MIN_FREE:
+        return
+    base = Path(tempfile.mkdtemp(prefix="c360-tests-", dir=MEMORY_FS))
+    config.option.basetemp = str(base)
+    config.stash[BASETEMP] = base
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    base = config.stash.get(BASETEMP, None)
+    if base is not None:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
@@ -19,9 +49,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def lake(tmp_path, monkeypatch) -> Lake:
-    """A fresh embedded lakehouse + Dagster instance under tmp_path, pointed to by the env."""
-    with embedded_lake(tmp_path, monkeypatch) as built:
+def lake(request, tmp_path, monkeypatch) -> Lake:
+    """A fresh embedded lakehouse under tmp_path, pointed to by the env, and a Dagster instance.
+
+    The instance keeps its storage in memory (``DagsterInstance.ephemeral``): Dagster's SQLite
+    storage opens a database and compiles its SQL again for every event a run logs, which was a
+    third of the pipeline tests' time. A ``stack`` test shares its instance with another process
+    (the Dagster daemon), so it gets the one in DAGSTER_HOME.
+    """
+    shared = request.node.get_closest_marker("stack") is not None
+    with embedded_lake(tmp_path, monkeypatch, in_memory=not shared) as built:
         yield built
 
 

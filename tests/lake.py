@@ -3,6 +3,7 @@ landing zone, Dagster instance) and helpers to drop landing files and run the pi
 
 import csv
 import datetime as dt
+import functools
 import gzip
 import json
 from collections.abc import Iterator
@@ -52,8 +53,13 @@ class Lake:
             path.write_text(text)
         return path
 
-    def definitions(self) -> dg.Definitions:
+    @functools.cached_property
+    def _definitions(self) -> dg.Definitions:
         return build_definitions(self.lakehouse)
+
+    def definitions(self) -> dg.Definitions:
+        """The definitions over this lakehouse, built once (and their jobs resolved once)."""
+        return self._definitions
 
     def run(self) -> RunReport:
         report = run_pipeline(self.definitions(), self.instance, all_models())

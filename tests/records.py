@@ -1,4 +1,5 @@
-"""Landing records for the tests: one builder per landing source (c360_assets/sources.py).
+"""Landing records for the tests: one builder per landing source
+(c360_assets/defs/ingest/sources.py).
 
 Each builder takes its source's columns as keyword arguments and returns the record as it lands,
 a dict with the columns in the source's order (a JSON line or a CSV row for `Lake.drop`). The

@@ -1,5 +1,6 @@
-"""usage_anomalies rewrites only the series whose daily usage changed (c360_assets/incremental.py),
-gives the rows a full rebuild gives, and catches up with changes an earlier build never saw.
+"""usage_anomalies rewrites only the series whose daily usage changed
+(c360_assets/lib/incremental.py), gives the rows a full rebuild gives, and catches up with changes
+an earlier build never saw.
 Expected values are worked out by hand in the comments."""
 
 import datetime as dt

@@ -20,7 +20,7 @@ with
 raw_usage_events as (
     select * from raw.usage_events where event_date = date '{day}'
 ),
--- c360's plan (sql/staging/stg_usage_events.sql), as the Polars peer has it: a lean count per
+-- c360's plan (sql/usage/stg_usage_events.sql), as the Polars peer has it: a lean count per
 -- id finds the re-delivered ids (well under 1 %); only those are reduced to their first
 -- delivery, every other row passes straight through. A row_number() over all 30M rows
 -- needed more than 7.2 GB of Trino query memory.

@@ -32,13 +32,12 @@ import duckdb
 import pyarrow as pa
 from pyiceberg.table import Table
 
-from c360_assets.lib.sqlmodel import Read, connect
+from c360_assets.lib.sqlmodel import Read, connect, files_by_date
 from c360_assets.lib.sqlquote import literal_list
 from resources.lakehouse import LakehouseResource
 
 WATERMARK = "c360.watermark"
 FULL_TAG = "c360/rebuild"  # = "full": rebuild the run's days in full, whatever changed
-EPOCH = dt.date(1970, 1, 1)
 # a patch span holds at most this many (series x day) cells: bounded memory, few scans
 MAX_SPAN_CELLS = 1_000_000
 
@@ -85,15 +84,12 @@ def watermark_properties(marks: dict | None) -> dict[str, str]:
 
 def _files_by_day(table: Table, column: str, snapshot_id: int) -> dict[dt.date, set[str]]:
     """The data files of each partition value of ``column`` in a snapshot."""
-    spec = table.specs()[table.metadata.default_spec_id]
-    source_id = table.schema().find_field(column).field_id
-    position = next(i for i, f in enumerate(spec.fields) if f.source_id == source_id)
-    found: dict[dt.date, set[str]] = {}
-    for task in table.scan(snapshot_id=snapshot_id).plan_files():
-        value = task.file.partition[position]
-        day = EPOCH + dt.timedelta(days=value) if isinstance(value, int) else value
-        found.setdefault(day, set()).add(task.file.file_path.removeprefix("file://"))
-    return found
+    found = files_by_date(table, column, snapshot_id=snapshot_id)
+    if found is None:
+        raise ValueError(f"{table.name()}: a series input must be partitioned by {column}")
+    return {
+        day: {f.file_path.removeprefix("file://") for f in files} for day, files in found.items()
+    }
 
 
 def changed_input(
@@ -101,6 +97,8 @@ def changed_input(
 ) -> tuple[set[dt.date], pa.Table | None]:
     """The days of ``read.window_column`` whose rows differ between two snapshots of the input,
     and the distinct ``series`` of the differing rows, old and new (None: no day differs)."""
+    if read.window_column is None:
+        raise ValueError(f"{read.table}: a series input is read by a window column")
     table = lakehouse.load(read.table)
     if before == now:
         return set(), None

@@ -294,14 +294,14 @@ def _typed_sql(source: Source, canonical_path: bool) -> str:
         bad = either(_canonical_bad(c), f"{_value(c)} is not null and not {_type_ok(c)}")
         absent = either(f'c."{c.name}" is null', f"{_value(c)} is null")
         verdicts += [f'{bad} as "bad_{c.name}"', f'{absent} as "m_{c.name}"']
-    verdicts = ",\n        ".join(verdicts)
+    verdict_columns = ",\n        ".join(verdicts)
     return f"""
 cast_fields as (
     select *, {casts}
     from fields
 ),
 typed as (
-    select *, {verdicts}
+    select *, {verdict_columns}
     from cast_fields
 )"""
 
@@ -607,7 +607,8 @@ def _touched(
     con: duckdb.DuckDBPyConnection, source: Source, accepted: pa.Table
 ) -> tuple[set[dt.date], set[dt.date]]:
     """The UTC days and months the accepted rows fall in."""
-    days, months = set(), set()
+    days: set[dt.date] = set()
+    months: set[dt.date] = set()
     if source.event_time:
         days.update(pc.unique(accepted.column("event_date")).to_pylist())
     if not source.month_columns:

@@ -16,11 +16,18 @@ from typing import Literal, get_args
 
 import dagster as dg
 import pyarrow as pa
-from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 
 from c360_assets.lib import incremental
-from c360_assets.lib.partitions import BACKFILL_RUN_SIZE, PARTITIONS, advance, window_of
-from c360_assets.lib.sqlmodel import Read, SqlSession, between, open_model_session, sql_text
+from c360_assets.lib.partitions import BACKFILL_RUN_SIZE, PARTITIONS, advance, month_of, window_of
+from c360_assets.lib.sqlmodel import (
+    Read,
+    SqlSession,
+    between,
+    files_by_date,
+    open_model_session,
+    sql_text,
+)
 from resources.lakehouse import LakehouseResource
 
 Layer = Literal["staging", "core", "marts"]  # the namespace, the asset group
@@ -45,6 +52,11 @@ def check_spec(
         description=description,
         metadata={SEVERITY_METADATA: severity},
     )
+
+
+# a build step reads at most this many rows of its windowed inputs, unless one partition holds
+# more: adjacent small partitions are built and committed together (see ``step_windows``)
+MAX_STEP_ROWS = 1_000_000
 
 
 class ModelDeclarationError(ValueError):
@@ -93,6 +105,10 @@ class ChangeReport:
         self, lakehouse: LakehouseResource, session: SqlSession, before: int | None
     ) -> Mapping:
         return self.fn(lakehouse, session, before)
+
+    def nothing_changed(self) -> dict:
+        """The report of a build that did not rewrite the table: no partition touched."""
+        return {key: dg.MetadataValue.json([]) for key in sorted(self.reports)}
 
 
 @dataclass(frozen=True)
@@ -231,6 +247,13 @@ def run_checks(session: SqlSession, model: Model) -> list[dg.AssetCheckResult]:
     ]
 
 
+def partition_filter(model: Model, window: tuple[dt.date, dt.date] | None) -> BooleanExpression:
+    """The rows of the model's table in ``window`` (every row: no window, or unpartitioned)."""
+    if window is None or model.partition_column is None:
+        return AlwaysTrue()
+    return between(model.partition_column, *window)
+
+
 def check_stored_partition(
     lakehouse: LakehouseResource, model: Model, window: tuple[dt.date, dt.date] | None
 ) -> list[dg.AssetCheckResult]:
@@ -243,7 +266,7 @@ def check_stored_partition(
     reads = {name: read for name, read in model.reads.items() if name in check_sql}
     columns = ("*",) if model.checks else model.grain
     with open_model_session(lakehouse, reads, window) as session:
-        where = between(model.partition_column, *window) if window else AlwaysTrue()
+        where = partition_filter(model, window)
         session.register("model_output", lakehouse.scan(model.table, where, columns))
         return run_checks(session, model)
 
@@ -269,12 +292,68 @@ def chunks(
     """The window cut into single partitions ([None] for an unpartitioned model)."""
     if window is None or partitioning is None:
         return [None]
-    parts, start = [], window[0]
+    parts: list[tuple[dt.date, dt.date] | None] = []
+    start = window[0]
     while start < window[1]:
         following = advance(start, partitioning)
         parts.append((start, min(following, window[1])))
         start = following
     return parts
+
+
+def rows_per_partition(
+    lakehouse: LakehouseResource, model: Model, window: tuple[dt.date, dt.date]
+) -> dict[dt.date, int] | None:
+    """The rows of the model's windowed inputs in each of its partitions within ``window``,
+    from the Iceberg manifests (no data is read); None when an input is not partitioned by
+    its window column (its rows per partition are unknown)."""
+    assert model.partitioning is not None
+    rows: dict[dt.date, int] = {}
+    for read in model.reads.values():
+        if read.window_column is None or not lakehouse.table_exists(read.table):
+            continue
+        table = lakehouse.load(read.table)
+        found = files_by_date(table, read.window_column, between(read.window_column, *window))
+        if found is None:
+            return None
+        for day, files in found.items():
+            partition = day if model.partitioning == "daily" else month_of(day)
+            rows[partition] = rows.get(partition, 0) + sum(f.record_count for f in files)
+    return rows
+
+
+def group_steps(
+    parts: list[tuple[dt.date, dt.date]],
+    rows: Mapping[dt.date, int] | None,
+    limit: int,
+) -> list[tuple[dt.date, dt.date]]:
+    """Adjacent partitions joined into windows whose input rows add up to at most ``limit``;
+    a partition holding more is a window of its own, and without counts every partition is."""
+    if rows is None:
+        return list(parts)
+    windows: list[tuple[dt.date, dt.date]] = []
+    total = 0
+    for start, end in parts:
+        count = rows.get(start, 0)
+        if windows and windows[-1][1] == start and total + count <= limit:
+            windows[-1] = (windows[-1][0], end)
+            total += count
+        else:
+            windows.append((start, end))
+            total = count
+    return windows
+
+
+def step_windows(
+    lakehouse: LakehouseResource, model: Model, window: tuple[dt.date, dt.date] | None
+) -> list[tuple[dt.date, dt.date] | None]:
+    """The windows a build commits one by one: the partitions of ``window``, adjacent ones
+    joined while their windowed inputs hold at most MAX_STEP_ROWS rows (memory is bounded by
+    the larger of that and the largest partition; a range of small partitions is one commit)."""
+    if window is None or model.partitioning is None:
+        return [None]
+    parts = [c for c in chunks(window, model.partitioning) if c is not None]
+    return list(group_steps(parts, rows_per_partition(lakehouse, model, window), MAX_STEP_ROWS))
 
 
 @dataclass(frozen=True)
@@ -299,12 +378,14 @@ def patch_sql(sql: str, series: tuple[str, ...]) -> str:
 def build_steps(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource, model: Model
 ) -> tuple[list[Step], dict]:
-    """The commits of one build (one partition at a time: memory is bounded by the largest
-    partition, not by the range) and metadata describing the plan."""
+    """The commits of one build (adjacent partitions together up to MAX_STEP_ROWS input rows:
+    memory is bounded by that or the largest partition, not by the range) and metadata
+    describing the plan."""
+    full_requested = context.run.tags.get(incremental.FULL_TAG) == "full"
+    if model.partitioning is None:
+        return whole_table_steps(lakehouse, model, full_requested)
     if not model.series:
-        return [
-            Step(chunk) for chunk in chunks(build_window(context, model), model.partitioning)
-        ], {}
+        return [Step(w) for w in step_windows(lakehouse, model, build_window(context, model))], {}
     start, end = window_of(context)
     run_days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
     materialized = {
@@ -320,14 +401,35 @@ def build_steps(
         model.rebuild_ahead,
         run_days,
         materialized,
-        full_requested=context.run.tags.get(incremental.FULL_TAG) == "full",
+        full_requested=full_requested,
     )
     if plan.mode == "no watermark":  # the run's days and the days ahead, in full
-        steps = [Step(c) for c in chunks(build_window(context, model), model.partitioning)]
+        steps = [Step(w) for w in step_windows(lakehouse, model, build_window(context, model))]
     else:
-        steps = [Step((day, day + dt.timedelta(days=1))) for day in plan.full_days]
+        days = [(day, day + dt.timedelta(days=1)) for day in plan.full_days]
+        rows = rows_per_partition(lakehouse, model, (days[0][0], days[-1][1])) if days else {}
+        steps = [Step(w) for w in group_steps(days, rows, MAX_STEP_ROWS)]
         steps += [Step(span, plan.changed_series) for span in plan.patch_spans]
     return _stamped(steps, plan.previous, plan.watermark), plan.metadata()
+
+
+def whole_table_steps(
+    lakehouse: LakehouseResource, model: Model, full_requested: bool
+) -> tuple[list[Step], dict]:
+    """An unpartitioned model: rewritten in one commit that records the watermark of its inputs
+    (their snapshot ids and the SQL's hash), or not at all when the table's current snapshot
+    already records the same watermark: the same SQL over the same inputs writes the same rows.
+    Tag ``c360/rebuild=full`` rewrites it anyway; a read as of a tag always rewrites (a tag can
+    move while the table's snapshot stays)."""
+    marks = incremental.watermark_now(lakehouse, model.reads.values(), sql_text(model.sql_path))
+    replayable = all(read.at_tag is None for read in model.reads.values())
+    if (
+        replayable
+        and not full_requested
+        and incremental.recorded_watermark(lakehouse, model.table) == marks
+    ):
+        return [], {"rebuild_mode": "unchanged"}
+    return [Step(None, properties=incremental.watermark_properties(marks))], {}
 
 
 def _stamped(steps: list[Step], meanwhile: dict | None, last: dict) -> list[Step]:
@@ -347,8 +449,9 @@ def _build(
     """Build one step: scan, run the SQL, replace the window's rows, check, report."""
     window = step.window
     with open_model_session(lakehouse, model.reads, window) as session:
-        where = between(model.partition_column, *window) if window else AlwaysTrue()
-        before = lakehouse.current_snapshot_id(model.table)
+        where = partition_filter(model, window)
+        # the snapshot a change report compares the new rows with
+        before = lakehouse.current_snapshot_id(model.table) if model.after_write else None
         partition_by = (model.partition_column,) if model.partition_column else ()
         sql = sql_text(model.sql_path)
         if step.series is not None:
@@ -376,8 +479,22 @@ def partition_lease(table: str, start: dt.date) -> str:
     return f"{table}/{start.isoformat()}"
 
 
+def step_leases(model: Model, step: "Step") -> list[str]:
+    """The leases a build step holds, in one global order (by name): the table's for a model
+    that is not partition-local (held for the whole build instead, see ``build_model_asset``),
+    else one per partition of the step's window, so steps of two runs that share partitions
+    take them in the same order and never wait for each other in a circle."""
+    if not partition_local(model) or step.window is None or model.partitioning is None:
+        return []
+    return sorted(
+        partition_lease(model.table, part[0])
+        for part in chunks(step.window, model.partitioning)
+        if part is not None
+    )
+
+
 def merge_checks(per_chunk: list[list[dg.AssetCheckResult]]) -> list[dg.AssetCheckResult]:
-    """One result per check over all chunks: passed only if every chunk passed."""
+    """One result per check over all steps: passed only if every step passed."""
     if len(per_chunk) == 1:
         return per_chunk[0]
     merged = []
@@ -392,7 +509,7 @@ def merge_checks(per_chunk: list[list[dg.AssetCheckResult]]) -> list[dg.AssetChe
                 severity=first.severity,
                 metadata={
                     "violations": violations,
-                    "partitions_failing": len(failing),
+                    "steps_failing": len(failing),
                     "sample": first.metadata["sample"],
                 },
             )
@@ -455,10 +572,9 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
             steps, extra = build_steps(context, lakehouse, model)
             rows, per_chunk = 0, []
             for step in steps:
-                with ExitStack() as one:
-                    if partition_local(model) and step.window is not None:
-                        name = partition_lease(model.table, step.window[0])
-                        one.enter_context(lakehouse.lease(name, on_wait=context.log.info))
+                with ExitStack() as held:
+                    for name in step_leases(model, step):
+                        held.enter_context(lakehouse.lease(name, on_wait=context.log.info))
                     written, checks, step_extra = _build(lakehouse, model, step)
                 rows += written
                 per_chunk.append(checks)
@@ -468,7 +584,10 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
                     f"{model.table}: wrote {written} rows for {what} {step.window or 'all'}"
                 )
         if not per_chunk:  # nothing changed that this build depends on
-            per_chunk.append(check_stored_partition(lakehouse, model, window_of(context)))
+            stored = window_of(context) if model.partitioning else None
+            per_chunk.append(check_stored_partition(lakehouse, model, stored))
+            if model.after_write is not None:
+                extra.update(model.after_write.nothing_changed())
         windows = [s.window for s in steps if s.window]
         window = (min(w[0] for w in windows), max(w[1] for w in windows)) if windows else None
         return dg.MaterializeResult(

@@ -8,6 +8,7 @@ rebuilt since the monthly cursor, plus the months billing documents touched.
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -29,16 +30,32 @@ class Touched:
 
 
 def _dates(value: object) -> list[dt.date]:
-    data = getattr(value, "data", value)
+    """The ISO dates a ``touched_dates``/``touched_months`` entry lists (absent: none)."""
+    data = getattr(value, "data", value)  # JSON metadata, or its text
     if isinstance(data, str):
         data = json.loads(data)
-    return [dt.date.fromisoformat(d) for d in (data or [])]
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise TypeError(f"expected a list of ISO dates, got {data!r}")
+    return [dt.date.fromisoformat(d) for d in data]
+
+
+def latest_storage_ids(
+    instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey]
+) -> dict[dg.AssetKey, int]:
+    """Storage id of each asset's latest materialization (0 when it has none), in one query."""
+    found = dict.fromkeys(keys, 0)
+    if found:  # no keys would ask for every asset
+        for record in instance.get_asset_records(list(found)):
+            entry = record.asset_entry
+            found[entry.asset_key] = entry.last_materialization_storage_id or 0
+    return found
 
 
 def latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
     """Storage id of the asset's latest materialization (0 when it has none)."""
-    page = instance.fetch_materializations(key, limit=1)
-    return page.records[0].storage_id if page.records else 0
+    return latest_storage_ids(instance, [key])[key]
 
 
 def touched_since(

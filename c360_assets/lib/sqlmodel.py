@@ -24,12 +24,17 @@ from pyiceberg.expressions import (
     GreaterThanOrEqual,
     LessThan,
 )
+from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import Table
+from pyiceberg.transforms import IdentityTransform
 
 from c360_assets.lib.partitions import advance, month_of
 from c360_assets.lib.sqlquote import literal_list
-from resources.lakehouse import LakehouseResource, duckdb_types
+from resources.lakehouse import ALL_ROWS, LakehouseResource, duckdb_types
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+EPOCH = dt.date(1970, 1, 1)  # an identity partition on a date holds days since then
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 
@@ -94,10 +99,11 @@ class ParquetScan:
     """
 
     files: tuple[str, ...]
-    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type) in the table's schema order
+    schema: pa.Schema  # the table's columns the read wants, in the table's schema order
     where: str  # SQL predicate (the window), or "true"
 
     def view_sql(self, con: duckdb.DuckDBPyConnection) -> str:
+        """The view's select: a column a file lacks (added later) reads as a typed null."""
         present = {
             row[0]
             for row in con.sql(
@@ -105,9 +111,10 @@ class ParquetScan:
                 params={"files": list(self.files)},
             ).fetchall()
         }
+        kinds = duckdb_types(con, self.schema)
         select = ", ".join(
-            f'"{name}"' if name in present else f'null::{kind} as "{name}"'
-            for name, kind in self.columns
+            f'"{name}"' if name in present else f'null::{kinds[name]} as "{name}"'
+            for name in self.schema.names
         )
         return (
             f"select {select} from read_parquet({literal_list(self.files)}, union_by_name = true) "
@@ -215,41 +222,58 @@ def open_model_session(
     return SqlSession(inputs, all_params)
 
 
+def identity_position(table: Table, column: str) -> int | None:
+    """The position of ``column``'s identity field in the table's partition spec (None: the
+    table is not partitioned by the column's value)."""
+    source_id = table.schema().find_field(column).field_id
+    for position, spec in enumerate(table.spec().fields):
+        if spec.source_id == source_id and isinstance(spec.transform, IdentityTransform):
+            return position
+    return None
+
+
+def files_by_date(
+    table: Table,
+    column: str,
+    row_filter: BooleanExpression = ALL_ROWS,
+    snapshot_id: int | None = None,
+) -> dict[dt.date, list[DataFile]] | None:
+    """The data files of each value of ``column`` (a date the table is identity-partitioned by)
+    in a snapshot (default: the current one), from the manifests alone; None when the table is
+    not partitioned by ``column``."""
+    position = identity_position(table, column)
+    if position is None:
+        return None
+    found: dict[dt.date, list[DataFile]] = {}
+    for task in table.scan(row_filter=row_filter, snapshot_id=snapshot_id).plan_files():
+        value = task.file.partition[position]
+        day = EPOCH + dt.timedelta(days=value) if isinstance(value, int) else value
+        found.setdefault(day, []).append(task.file)
+    return found
+
+
 def _parquet_scan(
     lakehouse: LakehouseResource, read: Read, window: tuple[dt.date, dt.date]
 ) -> ParquetScan | None:
     """The window of a table partitioned by identity on ``read.window_column`` as Parquet files,
     or None when Arrow is the safe path (other partitioning, delete files, no files)."""
-    from pyiceberg.io.pyarrow import schema_to_pyarrow
-    from pyiceberg.transforms import IdentityTransform
-
+    assert read.window_column is not None
     table = lakehouse.load(read.table)
-    schema = table.schema()
-    partition_sources = {
-        schema.find_column_name(f.source_id)
-        for f in table.spec().fields
-        if isinstance(f.transform, IdentityTransform)
-    }
-    if read.window_column not in partition_sources:
+    if identity_position(table, read.window_column) is None:
         return None
     tasks = list(table.scan(row_filter=read.row_filter(window)).plan_files())
     if not tasks or any(task.delete_files for task in tasks):
         return None
     if not all(t.file.file_path.startswith(("file:///", "/")) for t in tasks):
         return None  # object stores: pyiceberg's FileIO knows the credentials, DuckDB does not
-    arrow = schema_to_pyarrow(schema, include_field_ids=False)
-    con = connect()
-    try:
-        kinds = duckdb_types(con, arrow)
-    finally:
-        con.close()
-    wanted = arrow.names if read.columns == ("*",) else list(read.columns)
+    arrow = schema_to_pyarrow(table.schema(), include_field_ids=False)
+    wanted = arrow if read.columns == ("*",) else pa.schema([arrow.field(c) for c in read.columns])
     start = window[0] - dt.timedelta(days=read.lookback_days)
     end = window[1] + dt.timedelta(days=read.lookahead_days)
     column = f'"{read.window_column}"'
     return ParquetScan(
         files=tuple(task.file.file_path.removeprefix("file://") for task in tasks),
-        columns=tuple((name, kinds[name]) for name in wanted),
+        schema=wanted,
         where=f"{column} >= date '{start.isoformat()}' and {column} < date '{end.isoformat()}'",
     )
 

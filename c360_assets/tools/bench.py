@@ -100,9 +100,9 @@ def ensure_landing(profile: Profile, seed: int, echo=print) -> dict:
     root = cache_root() / f"{profile.name}-{seed}"
     manifest_path = root / "manifest.json"
     if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("key") == key:
-            return manifest
+        cached = json.loads(manifest_path.read_text())
+        if cached.get("key") == key:
+            return cached
     if root.exists():
         shutil.rmtree(root)  # other generator arguments: never mix batches
     root.mkdir(parents=True)
@@ -384,7 +384,8 @@ def task_job(args: dict) -> dict:
             if job.get("range"):
                 first, last = (dt.date.fromisoformat(d) for d in job["range"])
                 tags = range_tags(first, last, job["step"])
-            if job.get("full"):  # series-local models rebuild every day in full
+            # series-local models rebuild every day in full, unpartitioned ones even unchanged
+            if job.get("full"):
                 tags = {**(tags or {}), FULL_TAG: "full"}
             execute(defs, instance, job["name"], report, tags)
             if not report.ok:
@@ -478,7 +479,7 @@ def task_polars(args: dict) -> dict:
         .filter(pl.col("event_date") == day)
         .with_columns(pl.col("event_id").str.strip_chars())
     )
-    shape = [
+    shape: list[str | pl.Expr] = [
         pl.col("tenant_id").str.strip_chars().str.to_lowercase(),
         pl.col("product").str.strip_chars().str.to_lowercase(),
         "quantity",
@@ -896,7 +897,7 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
         "job",
         args={
             "jobs": [
-                {"name": "refresh_job"},
+                {"name": "refresh_job", "full": True},
                 {"name": "daily_job", "range": [first_day, day], "step": "daily", "full": True},
                 {"name": "monthly_job", "range": [months[0], months[-1]], "step": "monthly"},
             ]

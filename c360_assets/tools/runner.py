@@ -101,7 +101,7 @@ def fail_orphaned_runs(instance: dg.DagsterInstance, leases: Leases) -> list[str
 
 
 def _check_specs(defs: dg.Definitions) -> list[dg.AssetCheckSpec]:
-    specs = []
+    specs: list[dg.AssetCheckSpec] = []
     for assets_def in defs.assets or []:
         if isinstance(assets_def, dg.AssetsDefinition):
             specs.extend(assets_def.check_specs)
@@ -110,7 +110,9 @@ def _check_specs(defs: dg.Definitions) -> list[dg.AssetCheckSpec]:
 
 def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, models) -> RunReport:
     """Ingest, refresh, then rebuild exactly the touched days and months."""
-    lakehouse: LakehouseResource = defs.resources["lakehouse"]
+    lakehouse = (defs.resources or {}).get("lakehouse")
+    if not isinstance(lakehouse, LakehouseResource):
+        raise TypeError("the definitions have no lakehouse resource")
     leases = lakehouse.leases
     holder = holder_id()
     with leases.hold(f"runner/{holder}", holder=holder):

@@ -726,7 +726,7 @@ def _trino_select_one(cfg: StackConfig) -> str | None:
 def _wait_trino_ready(cfg: StackConfig, echo: Echo) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     started = time.monotonic()
-    last_error = "no answer from /v1/info"
+    last_error: str | None = "no answer from /v1/info"
     while time.monotonic() < deadline:
         if not trino_pid(cfg):
             _fail_trino(cfg, "the Trino process exited during start-up")
@@ -769,7 +769,7 @@ def wait_catalog_readable(cfg: StackConfig, echo: Echo = _echo, timeout_s: float
 
 
 def publish_bi_views(cfg: StackConfig, echo: Echo = _echo) -> dict[str, str]:
-    """Create or refresh the BI views (`iceberg.bi`, sql/trino/) over the marts that exist.
+    """Create or refresh the BI views (`iceberg.bi`, sql/serving/bi/) over the marts that exist.
 
     A view whose marts do not exist yet is skipped (the `bi_views` asset creates it after
     `c360 run`); an unchanged view is left as it is, so running `up` twice rewrites nothing.

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import dagster as dg
 
 from c360_assets.defs.ingest.sources import SOURCES, USAGE
-from c360_assets.lib.models import Model, asset_key_for_table
-from c360_assets.lib.plan import Touched, latest_storage_id, month_span, touched_since
+from c360_assets.lib.models import Model, ModelDeclarationError, asset_key_for_table
+from c360_assets.lib.plan import Touched, latest_storage_ids, month_span, touched_since
 
 RAW_KEYS = [dg.AssetKey(s.asset_name) for s in SOURCES]
 DAY_TRIGGERS = [dg.AssetKey(USAGE.asset_name), dg.AssetKey("int_tenants_resolved")]
@@ -36,8 +36,10 @@ def _names(models: Sequence[Model], partitioning: str | None) -> list[str]:
 
 
 def build_jobs(models: Sequence[Model]) -> list:
+    check_change_reports(models)
+
     def job(stage: str, names: list):
-        selection = dg.AssetSelection.assets(*names)
+        selection = dg.AssetSelection.assets(*names)  # partitioned as the selected assets are
         return dg.define_asset_job(f"{stage}_job", selection, tags={STAGE_TAG: stage})
 
     return [
@@ -46,6 +48,58 @@ def build_jobs(models: Sequence[Model]) -> list:
         job("daily", _names(models, "daily")),
         job("monthly", _names(models, "monthly")),
     ]
+
+
+def _unreported(models: Sequence[Model], table: str, stage: str) -> str | None:
+    """Why a change of ``table`` would never rebuild a partition of ``stage`` (None: it does)."""
+    sources = {source.table: source for source in SOURCES}
+    producers = {model.table: model for model in models}
+    if table in sources:
+        source = sources[table]
+        if asset_key_for_table(table) not in trigger_keys(models, stage):
+            return f"its ingestion does not trigger the {stage} job"
+        if stage == "daily" and not source.event_time:
+            return "a raw source without an event_time reports no touched_dates"
+        if stage == "monthly" and not source.month_columns:
+            return "a raw source declaring no month_columns reports no touched_months"
+        return None
+    if table not in producers:
+        return "no source and no model writes it"
+    upstream = producers[table]
+    if upstream.partitioning == stage or (upstream.partitioning, stage) == ("daily", "monthly"):
+        return None  # built in the same job, or before it (a day's month is rebuilt after it)
+    if upstream.partitioning is not None:
+        return f"a {upstream.partitioning} model is built after the {stage} job"
+    reports = upstream.after_write.reports if upstream.after_write else frozenset()
+    # touched dates are rebuilt by the daily job, whose partitions' months the monthly job then
+    # rebuilds; touched months reach the monthly job only
+    wanted = {"touched_dates"} if stage == "daily" else {"touched_dates", "touched_months"}
+    if reports & wanted:
+        return None
+    return (
+        f"an unpartitioned model needs an after_write ChangeReport reporting "
+        f"{' or '.join(sorted(wanted))}"
+    )
+
+
+def check_change_reports(models: Sequence[Model]) -> None:
+    """Every input of a partitioned model can say which partitions changed: a raw source whose
+    ingestion records them, a partitioned model built in the same job or before it, or an
+    unpartitioned model whose ``after_write`` reports them. Otherwise a change there would never
+    trigger a rebuild: refused when the definitions are assembled."""
+    for model in models:
+        if model.partitioning is None:
+            continue
+        what = "days" if model.partitioning == "daily" else "months"
+        for name, read in model.reads.items():
+            if read.table == model.table:  # its own previous output
+                continue
+            why = _unreported(models, read.table, model.partitioning)
+            if why is not None:
+                raise ModelDeclarationError(
+                    f"model {model.name}: input {name} ({read.table}) cannot report the {what} "
+                    f"it changed ({why}): a change there would never rebuild a partition"
+                )
 
 
 def trigger_keys(models: Sequence[Model], stage: str) -> list[dg.AssetKey]:
@@ -100,15 +154,14 @@ def refresh_pending(
     (or they were never built). ``through``: ``refreshed_through`` when already known."""
     if through is None:
         through = refreshed_through(instance, models)
-    latest = max((latest_storage_id(instance, k) for k in refresh_inputs(models)), default=0)
+    latest = max(latest_storage_ids(instance, refresh_inputs(models)).values(), default=0)
     return through == 0 or latest > through
 
 
 def refreshed_through(instance: dg.DagsterInstance, models: Sequence[Model]) -> int:
     """The storage id up to which every unpartitioned model has caught up with ingestion."""
-    return min(
-        (latest_storage_id(instance, dg.AssetKey(n)) for n in _names(models, None)), default=0
-    )
+    keys = [dg.AssetKey(name) for name in _names(models, None)]
+    return min(latest_storage_ids(instance, keys).values(), default=0)
 
 
 def last_month_built(instance: dg.DagsterInstance, models: Sequence[Model]) -> dt.date | None:

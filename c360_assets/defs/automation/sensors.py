@@ -16,7 +16,7 @@ from c360_assets.defs.automation.jobs import refresh_inputs, refresh_pending, to
 from c360_assets.lib.ingest import FORMATS
 from c360_assets.lib.models import Model
 from c360_assets.lib.partitions import contiguous_ranges, partition_key, range_tags
-from c360_assets.lib.plan import latest_storage_id
+from c360_assets.lib.plan import latest_storage_ids
 from resources.lakehouse import LakehouseResource
 
 INTERVAL_SECONDS = int(os.environ.get("C360_SENSOR_INTERVAL_SECONDS", "30"))
@@ -66,7 +66,7 @@ def build_sensors(models: Sequence[Model]) -> list[dg.SensorDefinition]:
         # one request per state of the refresh inputs: usage arriving while a refresh is pending
         # (or running) never requests it again
         inputs = refresh_inputs(models)
-        last = max((latest_storage_id(context.instance, key) for key in inputs), default=0)
+        last = max(latest_storage_ids(context.instance, inputs).values(), default=0)
         return dg.RunRequest(run_key=f"refresh:{last}")
 
     def partition_sensor(stage: str) -> dg.SensorDefinition:

@@ -247,6 +247,7 @@ def _close_month(
             )
             _record(lakehouse, instance, result)
             recorded = _recorded(lakehouse, month)
+            assert recorded is not None, f"{CLOSES}: the close of {month:%Y-%m} was just recorded"
         totals = {k: v for k, v in recorded.items() if k not in CLOSE_KEYS}
         return CloseResult(month, tag, tagged, recorded["closed_at"], totals, already_closed=True)
 

@@ -4,7 +4,7 @@
 no subscription covers. Its inputs change in two ways that re-derive past days:
 - a late event on day D: D is rebuilt by the daily job, and D+1..D+28, whose baselines include
   D, are rewritten too, for exactly the series (customer_key, tenant_id, product) whose daily
-  units changed (``series``; see ``c360_assets/incremental.py``): a late batch touching 60K of
+  units changed (``series``; see ``c360_assets/lib/incremental.py``): a late batch touching 60K of
   300K series re-judges those only;
 - a subscription change (a late cancellation, a corrected end date): ``int_subscription_coverage``
   reports the usage days whose coverage changed as ``touched_dates``, so the daily job rebuilds
@@ -28,7 +28,7 @@ DOMAIN = "risk"  # its SQL: sql/risk/
 COVERAGE = "core.int_subscription_coverage"
 TENANTS = "core.int_tenants_resolved"
 USAGE_DAILY = "marts.fct_usage_daily"
-BASELINE_DAYS = 28  # = settings.baseline_days in sql/marts/usage_anomalies.sql
+BASELINE_DAYS = 28  # = settings.baseline_days in sql/risk/usage_anomalies.sql
 
 
 def _coverage_changed_days(

@@ -3,10 +3,11 @@
 Trino reads the pipeline's own Iceberg tables (catalog ``iceberg``, schemas raw/staging/core/
 marts) through the PostgreSQL JDBC catalog: nothing is copied. On top of the marts:
 
-- **BI views** in ``iceberg.bi``: one Trino SQL file per view, ``sql/trino/<view>.sql``, holding
-  the view's query; the DDL around it (``create or replace view iceberg.bi.<view> comment ...
-  security invoker as``) is added here, so every view is SECURITY INVOKER: the reader's own
-  rights and column masks apply (the bi user sees ``owner_email`` masked through a view too).
+- **BI views** in ``iceberg.bi``: one Trino SQL file per view, ``sql/serving/bi/<view>.sql``,
+  holding the view's query; the DDL around it (``create or replace view iceberg.bi.<view>
+  comment ... security invoker as``) is added here, so every view is SECURITY INVOKER: the
+  reader's own rights and column masks apply (the bi user sees ``owner_email`` masked through a
+  view too).
   A view reads marts and may read other BI views (``bi.customers``, the customer as its latest
   version, is shared this way); views are created after the views they read.
   ``create_bi_views`` runs them: ``c360 stack up`` calls it once the stack is ready, and the
@@ -58,7 +59,7 @@ _READS = re.compile(r"\biceberg\.(?P<schema>\w+)\.\"?(?P<table>\w+)", re.IGNOREC
 
 @dataclass(frozen=True)
 class BiView:
-    """One file of sql/trino/: the query of the view ``iceberg.bi.<file name>``.
+    """One file of sql/serving/bi/: the query of the view ``iceberg.bi.<file name>``.
 
     The file holds the view's ``select`` (Trino SQL) under a header comment (grain, date basis);
     :meth:`statement` wraps it in the DDL, always ``SECURITY INVOKER``, with the header and the
@@ -75,7 +76,8 @@ class BiView:
     @classmethod
     def from_file(cls, path: Path) -> "BiView":
         text = path.read_text()
-        comment, body = [], []
+        comment: list[str] = []
+        body: list[str] = []
         for line in text.splitlines():
             if line.startswith("--") and not body:
                 comment.append(line.removeprefix("--").strip())
@@ -165,7 +167,7 @@ def _view_comments(trino: TrinoResource) -> dict[str, str | None]:
 
 
 def create_bi_views(trino: TrinoResource, views: Sequence[BiView] | None = None) -> dict[str, str]:
-    """Create or refresh every view of sql/trino/ in ``iceberg.bi``; returns view -> outcome.
+    """Create or refresh every view of sql/serving/bi/ in ``iceberg.bi``; returns view -> outcome.
 
     Outcomes: ``created``, ``replaced`` (its file changed), ``unchanged``, ``skipped: missing
     marts.x`` (a table it reads, itself or through a BI view it reads, does not exist yet),
@@ -265,7 +267,8 @@ class Comparison:
         def plain(values: dict) -> dict:
             # DuckDB sums integers as HUGEINT (a Decimal here); show whole numbers as numbers
             def number(v):
-                if isinstance(v, Decimal) and v == v.to_integral_value() and v.as_tuple()[2] >= 0:
+                exponent = v.as_tuple().exponent if isinstance(v, Decimal) else None
+                if isinstance(exponent, int) and exponent >= 0:  # no decimal places
                     return int(v)
                 return v
 
@@ -324,7 +327,7 @@ def written_window(
     if column is None or "window_start" not in metadata:
         return None
     start, end = (metadata[k].value for k in ("window_start", "window_end"))
-    return column, dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    return column, dt.date.fromisoformat(str(start)), dt.date.fromisoformat(str(end))
 
 
 # --------------------------------------------------------------------------- Dagster
@@ -378,7 +381,7 @@ def _bi_views_asset(views: Sequence[BiView]) -> dg.AssetsDefinition:
         deps=deps,
         kinds={"trino"},
         description=(
-            "Trino views for BI in iceberg.bi (sql/trino/*.sql, security invoker): "
+            "Trino views for BI in iceberg.bi (sql/serving/bi/*.sql, security invoker): "
             + ", ".join(v.name for v in views)
             + ". Re-created only when their SQL changed."
         ),

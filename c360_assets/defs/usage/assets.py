@@ -1,8 +1,8 @@
 """Usage domain: deduplicated events per UTC day and the daily usage fact.
 
-The identity models (tenant -> customer) live in ``customers.py``; when the tenant mapping
-changes, :func:`remapped_days` (its ``after_write`` hook) reports the days holding the re-mapped
-tenants' usage as touched, so exactly those days of ``fct_usage_daily`` are rebuilt.
+The identity models (tenant -> customer) live in ``defs/customers/assets.py``; when the tenant
+mapping changes, :func:`remapped_days` (its ``after_write`` hook) reports the days holding the
+re-mapped tenants' usage as touched, so exactly those days of ``fct_usage_daily`` are rebuilt.
 """
 
 import datetime as dt
