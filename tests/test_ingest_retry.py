@@ -1,9 +1,8 @@
 """The retry guard of ingestion: a step that fails between the raw append and the file log is
-retried, and nothing is doubled (the raw and quarantine appends carry a batch id in the Iceberg
-snapshot summary and are skipped when it is already there). The failure is injected by making
+retried, and nothing is doubled (each append lists the landing files whose rows it holds in its
+Iceberg snapshot summary: the table's ledger; a retry appends a file's rows only to the tables
+whose ledger lacks it, whatever other files the retry finds). The failure is injected by making
 the file-log write raise once; every table is the real one."""
-
-import pytest
 
 from c360_assets.defs.ingest.assets import _rows_conserved
 from c360_assets.defs.ingest.sources import USAGE
@@ -32,7 +31,7 @@ def test_a_retry_after_a_failure_before_the_file_log_doubles_nothing(lake, monke
 
     summary = ingest_source(lake.lakehouse, USAGE, accepted_date_range())
     assert (summary.files, summary.rows_in, summary.rows_accepted) == (1, 3, 2)
-    assert counts(lake) == (2, 1, 1)  # appends skipped (their batch id is there), file logged
+    assert counts(lake) == (2, 1, 1)  # appends skipped (the ledgers list a.jsonl), file logged
     conserved, _ = _rows_conserved(lake.lakehouse, USAGE, summary)
     assert conserved.passed
     # and the next ingestion finds nothing new
@@ -41,12 +40,6 @@ def test_a_retry_after_a_failure_before_the_file_log_doubles_nothing(lake, monke
     assert counts(lake) == (2, 1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lib/ingest.py: the batch id is a hash of the batch's file digests, so a retry that "
-    "also picks up a file dropped since the failure has another batch id and appends the first "
-    "file's rows and quarantine again (rows_conserved then fails the run)",
-)
 def test_a_retry_that_also_finds_a_new_file_doubles_nothing(lake, monkeypatch):
     drop_a(lake)
     ingest_interrupted_before_the_file_log(lake, USAGE, monkeypatch)
