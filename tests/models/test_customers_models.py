@@ -254,7 +254,7 @@ def test_int_tenants_resolved_gives_a_shared_tenant_to_the_earliest_created_cust
             ],
         },
     )
-    several = "several customers name this tenant"
+    several = "several billing customers name this tenant"
     assert rows == [
         {
             "tenant_id": "t1",
