@@ -239,7 +239,9 @@ def test_int_tenants_resolved_gives_a_shared_tenant_to_the_earliest_created_cust
         ("cus_6", "t6", "k6", "2026-09-01T00:00"),
         ("cus_5", "t6", "k5", "2026-09-01T00:00"),  # same time: the smaller id owns t6
         ("cus_8", "t7", "k7", "2026-09-02T00:00"),
-        ("cus_7", "t7", "k7", "2026-09-01T00:00"),  # one customer (k7) twice: no conflict
+        # two billing customers of one customer (k7): still a pick (it decides which
+        # subscriptions cover the tenant's usage), so a conflict (DECISIONLOG §10)
+        ("cus_7", "t7", "k7", "2026-09-01T00:00"),
     ]
     rows = run_model(
         "int_tenants_resolved",
@@ -269,7 +271,12 @@ def test_int_tenants_resolved_gives_a_shared_tenant_to_the_earliest_created_cust
             "customer_key": "k5",
             "conflict": several,
         },
-        {"tenant_id": "t7", "billing_customer_id": "cus_7", "customer_key": "k7", "conflict": None},
+        {
+            "tenant_id": "t7",
+            "billing_customer_id": "cus_7",
+            "customer_key": "k7",
+            "conflict": several,
+        },
     ]
 
 
