@@ -40,6 +40,8 @@ QUARANTINE_TABLE = "raw.quarantine"
 LANDING_FILES_TABLE = "raw.landing_files"
 # Rows per commit: bounds memory on a peak day while keeping commits few.
 BATCH_ROWS = 4_000_000
+# Bytes Arrow's readers parse at once; a line longer than this is split by the exact reader.
+BLOCK_BYTES = 64 << 20
 # Files validated at once: DuckDB and Arrow release the GIL, so two files (and a commit) overlap.
 WORKERS = 2
 TIMESTAMP_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}(:?\d{2})?)"
@@ -139,7 +141,7 @@ def _read_lines(path: Path) -> Records:
     try:
         raw = pacsv.read_csv(
             source,
-            read_options=pacsv.ReadOptions(column_names=["raw"], block_size=64 << 20),
+            read_options=pacsv.ReadOptions(column_names=["raw"], block_size=BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(
                 delimiter="\x1e",  # a control character that never appears in JSON text
                 quote_char=False,
@@ -199,7 +201,7 @@ def _csv_rows_fast(data: bytes, names: list[str], declared: list[str]) -> pa.Tab
     try:
         table = pacsv.read_csv(
             pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=64 << 20),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             # only an empty field is null: pyarrow's default null markers would also turn
             # values such as "NA" (North America), "N/A" or "null" into nulls
@@ -616,14 +618,14 @@ from checked
 """
 
 
-EVIDENCE_SQL = f"""
+EVIDENCE_SQL = """
 select
     line,
-    left(try(decode(raw)), {RAW_TEXT_CAP}) as raw_text,
+    left(try(decode(raw)), $cap) as raw_text,
     reason,
     octet_length(raw) as raw_bytes,
     sha256(raw) as raw_sha256,
-    case when try(decode(raw)) is null then raw[:{RAW_TEXT_CAP}] end as undecodable
+    case when try(decode(raw)) is null then raw[:$cap] end as undecodable
 from rejects
 order by line
 """
@@ -641,7 +643,7 @@ def _evidence(con: duckdb.DuckDBPyConnection, rejects: pa.Table) -> pa.Table:
     SHA-256, in line order."""
     con.register("rejects", rejects)
     try:
-        evidence = con.sql(EVIDENCE_SQL).to_arrow_table()
+        evidence = con.sql(EVIDENCE_SQL, params={"cap": RAW_TEXT_CAP}).to_arrow_table()
     finally:
         con.unregister("rejects")
     undecodable = evidence.column("undecodable")

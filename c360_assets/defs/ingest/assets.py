@@ -12,7 +12,7 @@ import datetime as dt
 
 import dagster as dg
 import pyarrow as pa
-from pyiceberg.expressions import AlwaysFalse, And, In
+from pyiceberg.expressions import AlwaysFalse, And, EqualTo, In
 
 from c360_assets.defs.ingest.sources import SOURCES
 from c360_assets.lib.ingest import (
@@ -59,17 +59,19 @@ def _checks(
     """Per file of this run: rows in = rows in the raw table + rows in the quarantine (or the
     file is quarantined whole), proven from the tables; then what a data engineer should see."""
     digests = summary.digests
+    # this source's files (the same bytes may land under two sources, e.g. two empty files)
+    logged = And(EqualTo("source", source.name), In("file_sha256", digests))
     accepted = In("_file_sha256", digests)
     if source.event_time:  # only the day partitions this run's rows went to
         days = [d.isoformat() for d in summary.touched_dates]
         accepted = And(accepted, In("event_date", days)) if days else AlwaysFalse()
     session = SqlSession(
         {
-            "files": lakehouse.scan(LANDING_FILES_TABLE, In("file_sha256", digests)),
+            "files": lakehouse.scan(LANDING_FILES_TABLE, logged),
             "accepted": lakehouse.scan(source.table, accepted, ("_file_sha256",)),
             "quarantined": lakehouse.scan(
                 QUARANTINE_TABLE,
-                In("file_sha256", digests),
+                logged,
                 ("file_sha256", "source_line", "reason"),
             ),
             "run_files": pa.table({"file_sha256": pa.array(digests, pa.string())}),
