@@ -5,6 +5,10 @@ Every asset reads and writes Iceberg through this resource. Writes come in two k
 - ``append_batch``: append guarded by a batch id stored in the snapshot summary, so a retried
   step never appends the same batch twice.
 Besides data, ``create_tag`` names a snapshot (a month close) so it stays readable forever.
+
+No value of a masked column reaches a table's metadata: ``ensure_table`` gives every column in
+``UNMEASURED_COLUMNS`` the Iceberg metrics mode ``none``, so no manifest holds its bounds (nor its
+counts) for any engine to show, whatever its column masks.
 """
 
 import functools
@@ -22,13 +26,21 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.io.pyarrow import schema_to_pyarrow
-from pyiceberg.table import Table
+from pyiceberg.io.pyarrow import parquet_file_to_data_file, schema_to_pyarrow
+from pyiceberg.manifest import DATA_FILE_TYPE, DEFAULT_READ_VERSION
+from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.types import NestedField
 
 NAMESPACES = ("raw", "staging", "core", "marts")
 BATCH_PROPERTY = "c360.batch-id"
 ALL_ROWS = AlwaysTrue()
+# Columns masked for BI users (c360_assets/tools/stack_templates/rules.json): their values never
+# go into table metadata. Iceberg keeps per-file bounds of every column in the manifests, which
+# any reader of the metadata tables ("$files", "$partitions", readable_metrics, ...) sees unmasked.
+UNMEASURED_COLUMNS = frozenset({"owner_email"})
+_SORT_ORDER_ID = [f.name for f in DATA_FILE_TYPE[DEFAULT_READ_VERSION].fields].index(
+    "sort_order_id"
+)
 
 
 def _abs_uri(path_or_uri: str) -> str:
@@ -80,6 +92,32 @@ def duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str,
     types = con.sql("select * from schema_probe").types
     con.unregister("schema_probe")
     return {name: str(kind) for name, kind in zip(schema.names, types, strict=True)}
+
+
+def _unmeasured(schema: pa.Schema) -> dict[str, str]:
+    """The metrics-mode properties of the table's masked columns."""
+    return {
+        f"{TableProperties.METRICS_MODE_COLUMN_CONF_PREFIX}.{c}": "none"
+        for c in UNMEASURED_COLUMNS
+        if c in schema.names
+    }
+
+
+def _add_files(tx: Transaction, table: Table, uris: list[str], properties: dict[str, str]) -> None:
+    """``tx.add_files`` (the statistics of each file read from its Parquet footer, by the table's
+    metrics modes), with each data file's sort order stated: pyiceberg 0.12 leaves
+    ``sort_order_id`` null, which the spec allows but Trino 476's "$entries" cannot read
+    (trinodb/trino#29211, fixed after 480). The table's files are unsorted or in its default order.
+    """
+    if tx.table_metadata.name_mapping() is None:
+        mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+        tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING: mapping})
+    order = tx.table_metadata.default_sort_order_id
+    with tx.update_snapshot(snapshot_properties=properties).fast_append() as append:
+        for uri in uris:
+            data_file = parquet_file_to_data_file(table.io, tx.table_metadata, uri)
+            data_file[_SORT_ORDER_ID] = order
+            append.append_data_file(data_file)
 
 
 def _field_id(field: NestedField) -> str:
@@ -137,7 +175,9 @@ class LakehouseResource(dg.ConfigurableResource):
         try:
             table = self.catalog.load_table(identifier)
         except NoSuchTableError:
-            table = self.catalog.create_table_if_not_exists(identifier, schema=schema)
+            table = self.catalog.create_table_if_not_exists(
+                identifier, schema=schema, properties=_unmeasured(schema)
+            )
             fields = list(partition_by)
             if fields and table.spec().is_unpartitioned():
                 with table.update_spec() as spec:
@@ -149,6 +189,11 @@ class LakehouseResource(dg.ConfigurableResource):
         if missing:
             with table.update_schema() as update:
                 update.union_by_name(schema)
+            table = self.catalog.load_table(identifier)
+        unmeasured = _unmeasured(schema)
+        if any(table.properties.get(k) != v for k, v in unmeasured.items()):
+            with table.transaction() as tx:  # a table made before its column was masked
+                tx.set_properties(**unmeasured)
             table = self.catalog.load_table(identifier)
         return table
 
@@ -282,7 +327,7 @@ class LakehouseResource(dg.ConfigurableResource):
                 # the table's own scheme, the path as written (no percent-encoding of '=')
                 scheme = "file://" if location.startswith("file://") else ""
                 uris = [scheme + str(Path(f).resolve()) for f in files]
-                tx.add_files(uris, properties, check_duplicate_files=False)
+                _add_files(tx, table, uris, properties)
             elif record_always:  # an empty snapshot carries them
                 with tx.update_snapshot(snapshot_properties=properties).fast_append():
                     pass
