@@ -114,6 +114,13 @@ def usage_facts(lake) -> dict[tuple, tuple]:
     }
 
 
+def _not_utf8_event_ids() -> pa.Table:
+    """A Parquet string column holding a Latin-1 byte (Parquet strings are UTF-8 by definition)."""
+    table = pa.Table.from_pylist([usage("e9", 7)])
+    ids = pa.array([b"e\xe99"], pa.binary()).cast(pa.string(), safe=False)
+    return table.set_column(0, "event_id", ids)
+
+
 GZIP_CUT = (
     "not a complete gzip stream: Compressed file ended before the end-of-stream marker was reached"  # noqa: E501
 )
@@ -146,6 +153,12 @@ UNREADABLE = {
         "no_product.parquet",
         parquet_bytes(pa.Table.from_pylist([usage("e9", 7)]).drop_columns(["product"])),
         "missing declared columns: product",
+    ),
+    "Parquet text that is not UTF-8": (
+        USAGE,
+        "latin1.parquet",
+        parquet_bytes(_not_utf8_event_ids()),
+        "unreadable Parquet: column event_id: ",
     ),
     "empty CSV": (CUSTOMERS, "empty.csv", b"", "empty file"),
     "CSV header not UTF-8": (

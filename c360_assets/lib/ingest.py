@@ -239,25 +239,28 @@ def _csv_rows_exact(data: bytes, names: list[str], declared: list[str]) -> tuple
     next(reader)  # the header
     line = len(consumed) + 1
     consumed.clear()
-    for row in reader:
-        first, evidence = line, "".join(consumed).rstrip("\r\n")
-        line += len(consumed)
-        consumed.clear()
-        if not row:
-            continue  # a blank line
-        raw = evidence.encode("utf-8", "surrogateescape")
-        if len(row) != len(names):
-            defects.append((first, raw, f"expected {len(names)} fields, found {len(row)}"))
-            continue
-        values = [row[i] for i in positions]
-        try:
-            "".join(values).encode("utf-8")
-        except UnicodeEncodeError:
-            defects.append((first, raw, "not valid UTF-8"))
-            continue
-        rows["line"].append(first)
-        for name, value in zip(declared, values, strict=True):
-            rows[name].append(value if value != "" else None)
+    try:
+        for row in reader:
+            first, evidence = line, "".join(consumed).rstrip("\r\n")
+            line += len(consumed)
+            consumed.clear()
+            if not row:
+                continue  # a blank line
+            raw = evidence.encode("utf-8", "surrogateescape")
+            if len(row) != len(names):
+                defects.append((first, raw, f"expected {len(names)} fields, found {len(row)}"))
+                continue
+            values = [row[i] for i in positions]
+            try:
+                "".join(values).encode("utf-8")
+            except UnicodeEncodeError:
+                defects.append((first, raw, "not valid UTF-8"))
+                continue
+            rows["line"].append(first)
+            for name, value in zip(declared, values, strict=True):
+                rows[name].append(value if value != "" else None)
+    except csv.Error as exc:  # nothing after it can be delimited
+        raise UnreadableFile(f"unreadable CSV from line {line}: {exc}") from exc
     table = pa.table(
         {k: pa.array(v, pa.int64() if k == "line" else pa.string()) for k, v in rows.items()}
     )
@@ -287,8 +290,13 @@ def _read_parquet(path: Path, source: Source) -> tuple[pa.Table, tuple[str, ...]
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableFile(f"unreadable Parquet: {exc}") from exc
     undeclared = _contract(source, data.column_names)
-    lines = pa.array(range(1, data.num_rows + 1), pa.int64())
     columns = [data.column(c.name) for c in source.columns]
+    for col, values in zip(source.columns, columns, strict=True):
+        try:  # a Parquet string is UTF-8 by the format's definition: one that is not is corrupt
+            values.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            raise UnreadableFile(f"unreadable Parquet: column {col.name}: {exc}") from exc
+    lines = pa.array(range(1, data.num_rows + 1), pa.int64())
     return pa.table([lines, *columns], names=["line", *(c.name for c in source.columns)]), (
         undeclared
     )
