@@ -777,8 +777,9 @@ def test_trino_sees_only_whole_commits_while_the_pipeline_writes(served: Served)
         try:
             for i in range(1, commits + 1):
                 units = [scale[d] * i for d in original.column("usage_date").to_pylist()]
+                kind = original.schema.field("units").type  # decimal(38, 0)
                 data = original.set_column(
-                    original.schema.get_field_index("units"), "units", pa.array(units, pa.int64())
+                    original.schema.get_field_index("units"), "units", pa.array(units, kind)
                 )
                 lakehouse.replace_where(table, data, days, ("usage_date",))
                 time.sleep(0.2)

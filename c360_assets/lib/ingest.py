@@ -1044,4 +1044,5 @@ def iter_sources_summary(summaries: list[IngestSummary]) -> Iterator[str]:
         yield (
             f"{s.source}: {s.files} new files ({s.skipped_files} already ingested), "
             f"{s.rows_in} rows = {s.rows_accepted} accepted + {s.rows_quarantined} quarantined"
+            f", {len(s.quarantined_files)} files quarantined whole"
         )

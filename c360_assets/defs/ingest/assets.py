@@ -192,6 +192,10 @@ def ingest_landing(context: dg.AssetExecutionContext, lakehouse: LakehouseResour
             f"{source.name}: {summary.files} new files, {summary.rows_in} rows = "
             f"{summary.rows_accepted} accepted + {summary.rows_quarantined} quarantined"
         )
+        for name, reason in summary.quarantined_files.items():
+            context.log.warning(f"{name}: quarantined whole ({reason}); every other file landed")
+        for name, columns in summary.undeclared_columns.items():
+            context.log.warning(f"{name}: columns {source.name} does not declare: {columns}")
         if summary.files == 0:
             continue
         yield dg.MaterializeResult(asset_key=key, metadata=_metadata(summary))
