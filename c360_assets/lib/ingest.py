@@ -275,13 +275,8 @@ def _read_csv(path: Path, source: Source) -> tuple[pa.Table, pa.Table, tuple[str
     rows, defects = _csv_rows_fast(data, names, declared), []
     if rows is None:
         rows, defects = _csv_rows_exact(data, names, declared)
-    return (
-        rows,
-        pa.Table.from_pylist(
-            [{"line": n, "raw": r, "reason": why} for n, r, why in defects], DEFECTS_SCHEMA
-        ),
-        undeclared,
-    )
+    found = [{"line": n, "raw": r, "reason": why} for n, r, why in defects]
+    return rows, pa.Table.from_pylist(found, DEFECTS_SCHEMA), undeclared
 
 
 def _read_parquet(path: Path, source: Source) -> tuple[pa.Table, tuple[str, ...]]:
@@ -297,9 +292,8 @@ def _read_parquet(path: Path, source: Source) -> tuple[pa.Table, tuple[str, ...]
         except pa.ArrowInvalid as exc:
             raise UnreadableFile(f"unreadable Parquet: column {col.name}: {exc}") from exc
     lines = pa.array(range(1, data.num_rows + 1), pa.int64())
-    return pa.table([lines, *columns], names=["line", *(c.name for c in source.columns)]), (
-        undeclared
-    )
+    rows = pa.table([lines, *columns], names=["line", *(c.name for c in source.columns)])
+    return rows, undeclared
 
 
 def _render(con: duckdb.DuckDBPyConnection, rows: pa.Table, source: Source) -> pa.Table:
