@@ -539,26 +539,41 @@ def test_a_crm_snapshot_missing_a_column_changes_no_dimension_row(lake):
 
 
 def test_an_undeclared_column_lands_nowhere_and_is_reported(lake):
+    """In a CSV header, and as keys of JSON records (a record with one is no longer in its
+    producer's canonical form, so only the general path looks for them)."""
     later = crm_account(account_name="Acme Corp", updated_at="2026-10-05T00:00:00Z")
     columns = [*later, "owner_phone", "fax"]
     record = {**later, "owner_phone": "+1 555 0100", "fax": "n/a"}
     drop(lake, "crm/accounts", "2026-10-05.csv", csv_bytes([record], columns))
+    drop(
+        lake,
+        "crm/accounts",
+        "2026-10-06.jsonl",
+        jsonl(
+            crm_account(crm_account_id="acc_2", billing_customer_id=None),
+            {**crm_account(crm_account_id="acc_3", billing_customer_id=None), "tier": "gold"},
+        ),
+    )
     lake.run()
 
     assert "owner_phone" not in lake.lakehouse.load(CRM.table).schema().column_names
-    assert [
-        r["account_name"]
+    current = {
+        r["crm_account_id"]: r["account_name"]
         for r in lake.rows("marts.dim_customer")
         if r["is_current"] and r["customer_key"] != "unknown"
-    ] == ["Acme Corp"]
+    }
+    assert current == {"acc_1": "Acme Corp", "acc_2": "Acme", "acc_3": "Acme"}
     drift = check(lake, CRM.asset_name, "undeclared_columns")
     assert not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
     assert drift.metadata["files"].value == [
-        {"source_file": "crm/accounts/2026-10-05.csv", "undeclared_columns": "owner_phone, fax"}
+        {"source_file": "crm/accounts/2026-10-05.csv", "undeclared_columns": "owner_phone, fax"},
+        {"source_file": "crm/accounts/2026-10-06.jsonl", "undeclared_columns": "tier"},
     ]
     materialization = lake.instance.get_latest_materialization_event(dg.AssetKey(CRM.asset_name))
     metadata = materialization.asset_materialization.metadata
     assert metadata["undeclared_columns"].value == {
-        "crm/accounts/2026-10-05.csv": "owner_phone, fax"
+        "crm/accounts/2026-10-05.csv": "owner_phone, fax",
+        "crm/accounts/2026-10-06.jsonl": "tier",
     }
+    assert "tier" not in lake.lakehouse.load(CRM.table).schema().column_names
     assert check(lake, CRM.asset_name, "rows_conserved").passed

@@ -382,6 +382,7 @@ def _fields_sql(source: Source, canonical_path: bool) -> str:
     ``json_extract_string`` / ``json_type`` with a list of paths parse the document once, not
     once per field), and the parsed struct ``c`` of a canonical record."""
     paths = ", ".join(f"'$.{c.name}'" for c in source.columns)
+    declared = ", ".join(f"'{c.name}'" for c in source.columns)
     values = ", ".join(f'v[{i}] as "v_{c.name}"' for i, c in enumerate(source.columns, start=1))
     kinds = ", ".join(f'k[{i}] as "k_{c.name}"' for i, c in enumerate(source.columns, start=1))
     shape = (
@@ -421,11 +422,15 @@ probed as (
         case when canonical then 'OBJECT' else json_type(j) end as doc_type,
         case when not canonical and json_type(j) = 'OBJECT' then json_extract_string(j, [{paths}])
         end as v,
-        case when not canonical and json_type(j) = 'OBJECT' then json_type(j, [{paths}]) end as k
+        case when not canonical and json_type(j) = 'OBJECT' then json_type(j, [{paths}]) end as k,
+        -- the keys no column declares (a canonical record has none): schema drift, reported
+        case when not canonical and json_type(j) = 'OBJECT' then nullif(list_filter(
+            json_keys(j), lambda key: not list_contains([{declared}], key)
+        ), []) end as undeclared
     from parsed
 ),
 fields as (
-    select line, raw, raw_text, canonical, c, doc_type, {values}, {kinds} from probed
+    select line, raw, raw_text, canonical, c, doc_type, {values}, {kinds}, undeclared from probed
 )"""
 
 
@@ -540,15 +545,20 @@ def _range_reasons(col: Column) -> list[str]:
     ]
 
 
-def _identifier_reasons(col: Column) -> list[str]:
-    """An identifier holding a control or bidirectional character. A canonical record holds
-    none (its strings are printable ASCII), so only the general path looks."""
-    v = _value(col)
-    return [
-        f"case when not canonical and regexp_matches({v}, '{pattern}') "
+def _identifier_reasons(source: Source) -> list[str]:
+    """Identifiers holding a control or bidirectional character. A canonical record holds none
+    (its strings are printable ASCII), so only the general path looks: one test of the path for
+    all of them keeps the canonical path's cost."""
+    found = [
+        f"case when regexp_matches({_value(col)}, '{pattern}') "
         f"then '{what} character in {col.name}' end"
+        for col in source.columns
+        if col.identifier
         for pattern, what in ((CONTROL_RE, "control"), (BIDI_RE, "bidirectional control"))
     ]
+    if not found:
+        return []
+    return [f"case when not canonical then nullif(concat_ws('; ', {', '.join(found)}), '') end"]
 
 
 def _reasons(source: Source) -> list[str]:
@@ -560,8 +570,7 @@ def _reasons(source: Source) -> list[str]:
         reasons.append(f"case when {bad} then 'wrong type for {col.name}' end")
         if col.type == "int":
             reasons += _range_reasons(col)
-        if col.identifier:
-            reasons += _identifier_reasons(col)
+    reasons += _identifier_reasons(source)
     if source.event_time:
         reasons.append(
             f'case when "t_{source.event_time}"::date '
@@ -577,7 +586,8 @@ def _final(col: Column) -> str:
 
 def validation_sql(source: Source, canonical_path: bool = True) -> str:
     """SQL over ``records(line, raw)`` giving every record typed columns and a reason (or null);
-    a quarantined record keeps its ``raw`` bytes (``_evidence`` renders them).
+    a quarantined record keeps its ``raw`` bytes (``_evidence`` renders them); ``undeclared``
+    lists the keys of a JSON object that no column declares.
 
     ``canonical_path=False`` sends every record through the general path (tests compare both).
     """
@@ -597,6 +607,7 @@ checked as (
     select
         line,
         raw,
+        undeclared,
         {", ".join(f'"t_{c.name}"' for c in source.columns)},
         case
             when raw_text is null then 'not valid UTF-8'
@@ -613,6 +624,7 @@ select
     -- the raw bytes are kept for quarantined records only (accepted ones never read them)
     case when reason is not null then raw end as raw,
     reason,
+    undeclared,
     case when reason is null then struct_pack(
         {typed}
     ) end as rec{event_date}
@@ -773,6 +785,14 @@ def _unreadable(
     return raw_schema(source).empty_table(), quarantined, record
 
 
+def _undeclared(read: Records, checked: pa.Table) -> list[str]:
+    """A file's columns no declaration names: its header's or schema's, else its JSON keys."""
+    if read.undeclared:
+        return list(read.undeclared)
+    keys = pc.list_flatten(checked.column("undeclared"))
+    return sorted(pc.unique(keys).to_pylist()) if len(keys) else []
+
+
 def _validate_file(
     con: duckdb.DuckDBPyConnection,
     source: Source,
@@ -834,7 +854,7 @@ def _validate_file(
         "rows_accepted": accepted.num_rows,
         "rows_quarantined": quarantined.num_rows,
         "quarantine_reason": None,
-        "undeclared_columns": ", ".join(read.undeclared) or None,
+        "undeclared_columns": ", ".join(_undeclared(read, checked)) or None,
     }
     return accepted, quarantined, record
 
