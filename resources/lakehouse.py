@@ -9,6 +9,10 @@ table state (pyiceberg re-validates it: a replace whose window another writer ch
 instead of overwriting it). What must not run at once is serialized by ``lease`` (a row in the
 catalog's database, see ``resources/leases.py``).
 Besides data, ``create_tag`` names a snapshot (a month close) so it stays readable forever.
+
+No value of a masked column reaches a table's metadata: ``ensure_table`` gives every column in
+``UNMEASURED_COLUMNS`` the Iceberg metrics mode ``none``, so no manifest holds its bounds (nor its
+counts) for any engine to show, whatever its column masks.
 """
 
 import functools
@@ -27,8 +31,9 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.io.pyarrow import schema_to_pyarrow
-from pyiceberg.table import Table
+from pyiceberg.io.pyarrow import parquet_file_to_data_file, schema_to_pyarrow
+from pyiceberg.manifest import DATA_FILE_TYPE, DEFAULT_READ_VERSION
+from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.types import NestedField, StructType
 
 from resources.leases import Lease, Leases, check_held
@@ -42,6 +47,13 @@ TABLE_PROPERTIES = {
     "commit.retry.min-wait-ms": "50",
     "commit.retry.max-wait-ms": "5000",
 }
+# Columns masked for BI users (c360_assets/tools/stack_templates/rules.json): their values never
+# go into table metadata. Iceberg keeps per-file bounds of every column in the manifests, which
+# any reader of the metadata tables ("$files", "$partitions", readable_metrics, ...) sees unmasked.
+UNMEASURED_COLUMNS = frozenset({"owner_email"})
+_SORT_ORDER_ID = [f.name for f in DATA_FILE_TYPE[DEFAULT_READ_VERSION].fields].index(
+    "sort_order_id"
+)
 
 
 def _abs_uri(path_or_uri: str) -> str:
@@ -93,6 +105,32 @@ def duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str,
     types = con.sql("select * from schema_probe").types
     con.unregister("schema_probe")
     return {name: str(kind) for name, kind in zip(schema.names, types, strict=True)}
+
+
+def _unmeasured(schema: pa.Schema) -> dict[str, str]:
+    """The metrics-mode properties of the table's masked columns."""
+    return {
+        f"{TableProperties.METRICS_MODE_COLUMN_CONF_PREFIX}.{c}": "none"
+        for c in UNMEASURED_COLUMNS
+        if c in schema.names
+    }
+
+
+def _add_files(tx: Transaction, table: Table, uris: list[str], properties: dict[str, str]) -> None:
+    """``tx.add_files`` (the statistics of each file read from its Parquet footer, by the table's
+    metrics modes), with each data file's sort order stated: pyiceberg 0.12 leaves
+    ``sort_order_id`` null, which the spec allows but Trino 476's "$entries" cannot read
+    (trinodb/trino#29211, fixed after 480). The table's files are unsorted or in its default order.
+    """
+    if tx.table_metadata.name_mapping() is None:
+        mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+        tx.set_properties({TableProperties.DEFAULT_NAME_MAPPING: mapping})
+    order = tx.table_metadata.default_sort_order_id
+    with tx.update_snapshot(snapshot_properties=properties).fast_append() as append:
+        for uri in uris:
+            data_file = parquet_file_to_data_file(table.io, tx.table_metadata, uri)
+            data_file[_SORT_ORDER_ID] = order
+            append.append_data_file(data_file)
 
 
 def _field_id(field: NestedField) -> str:
@@ -174,12 +212,13 @@ class LakehouseResource(dg.ConfigurableResource):
             except NoSuchTableError:
                 return self._create_table(identifier, schema, tuple(partition_by))
             missing = [f for f in schema if f.name not in table.schema().column_names]
-            stale = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
+            wanted = {**TABLE_PROPERTIES, **_unmeasured(schema)}
+            stale = {k: v for k, v in wanted.items() if table.properties.get(k) != v}
             if not missing and not stale:
                 return table
             try:
                 with table.transaction() as tx:
-                    if stale:  # a table made before these properties existed
+                    if stale:  # a table made before these properties (or its column's mask)
                         tx.set_properties(stale)
                     if missing:
                         with tx.update_schema() as update:
@@ -191,7 +230,7 @@ class LakehouseResource(dg.ConfigurableResource):
     def _create_table(self, identifier: str, schema: pa.Schema, partition_by: tuple[str, ...]):
         try:
             with self.catalog.create_table_transaction(
-                identifier, schema=schema, properties=TABLE_PROPERTIES
+                identifier, schema=schema, properties={**TABLE_PROPERTIES, **_unmeasured(schema)}
             ) as tx:
                 if partition_by:
                     with tx.update_spec() as spec:
@@ -314,7 +353,7 @@ class LakehouseResource(dg.ConfigurableResource):
                 # the table's own scheme, the path as written (no percent-encoding of '=')
                 scheme = "file://" if location.startswith("file://") else ""
                 uris = [scheme + str(Path(f).resolve()) for f in files]
-                tx.add_files(uris, properties, check_duplicate_files=False)
+                _add_files(tx, table, uris, properties)
             elif record_always:  # an empty snapshot carries them
                 with tx.update_snapshot(snapshot_properties=properties).fast_append():
                     pass

@@ -1,6 +1,7 @@
 """Record validation: the canonical-form fast path gives exactly what the general path gives."""
 
 import datetime as dt
+import hashlib
 import json
 
 import duckdb
@@ -145,9 +146,16 @@ def test_both_paths_agree_on_every_line():
 
 
 def test_csv_values_that_look_like_null_markers_are_kept(tmp_path):
+    from c360_assets.lib.sources import Column, Source
+
+    source = Source(
+        "accounts",
+        "accounts",
+        tuple(Column(n, "string") for n in ("crm_account_id", "region", "segment", "owner_name")),
+    )
     path = tmp_path / "accounts.csv"
     path.write_text('crm_account_id,region,segment,owner_name\na1,NA,N/A,null\na2,,"",NULL\n')
-    records = read_records(path, duckdb.connect())
+    records = read_records(path, duckdb.connect(), source).records
     rows = [json.loads(raw) for raw in records.column("raw").to_pylist()]
     assert records.column("line").to_pylist() == [2, 3]
     assert rows == [
@@ -337,7 +345,7 @@ def test_validate_file_selects_rows_by_line(tmp_path):
         (dt.date(2024, 1, 1), dt.date(2030, 12, 31)),
     )
     # the general path over the lines as read (a reader ends a line at \r\n or \r too)
-    read = read_records(path, connect())
+    read = read_records(path, connect(), USAGE).records
     assert read.column("line").to_pylist() == list(range(1, read.num_rows + 1))
     expected = _validate_lines(read.column("raw").to_pylist(), canonical_path=False)
     good = [r for r in expected if r["reason"] is None]
@@ -361,9 +369,12 @@ def test_validate_file_selects_rows_by_line(tmp_path):
             "source_file": "usage/events.jsonl.gz",
             "file_sha256": "sha",
             "source_line": r["line"],
-            "raw_text": r["raw_text"],
+            # the text as it was, bytes that are not UTF-8 escaped (\xhh)
+            "raw_text": r["raw"].decode("utf-8", "backslashreplace"),
             "reason": r["reason"],
             "ingested_at": at,
+            "raw_bytes": len(r["raw"]),
+            "raw_sha256": hashlib.sha256(r["raw"]).hexdigest(),
         }
         for r in bad
     ]

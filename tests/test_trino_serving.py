@@ -363,7 +363,7 @@ def test_trino_reads_the_pipeline_tables_with_their_types(served: Served) -> Non
     tz = "timestamp(6) with time zone"
     assert types[("usage_events", "occurred_at")] == tz
     assert types[("fct_usage_daily", "usage_date")] == "date"
-    assert types[("fct_usage_daily", "units")] == "bigint"
+    assert types[("fct_usage_daily", "units")] == "decimal(38,0)"  # exact: never overflows
     assert types[("dim_customer", "valid_from")] == tz
     assert types[("fct_customer_month", "month")] == "date"
     for money in ("invoiced_usd", "credits_usd", "refunds_usd", "net_revenue_usd"):
@@ -598,6 +598,97 @@ def test_bi_user_is_denied_raw_data_and_sees_masked_emails(served: Served) -> No
         assert "SECURITY INVOKER" in ddl, view.name
 
 
+def metadata_table(table: str, metadata: str) -> str:
+    """Trino's name of a table's metadata table ("files": iceberg.marts."dim_customer$files")."""
+    schema, name = table.split(".")
+    return f'iceberg.{schema}."{name}${metadata}"'
+
+
+# Trino 476's Iceberg metadata tables (of a table t: "t$files", ...)
+METADATA_TABLES = (
+    "properties",
+    "history",
+    "metadata_log_entries",
+    "snapshots",
+    "manifests",
+    "all_manifests",
+    "partitions",
+    "files",
+    "entries",
+    "all_entries",
+    "refs",
+)
+
+
+def test_bi_reads_no_metadata_table_of_a_masked_table(served: Served) -> None:
+    """The mask covers owner_email in the marts; the metadata tables would show its per-file
+    bounds (lower_bounds, upper_bounds, readable_metrics, "$partitions" summaries) unmasked. bi
+    is denied every one of them, except "$refs" (tag and branch names, which the as-reported
+    revenue view reads): it holds no column's values."""
+    for table in ("dim_customer", "fct_customer_month", "fct_usage_daily"):
+        for metadata in METADATA_TABLES:
+            name = metadata_table(f"marts.{table}", metadata)
+            assert served.admin.query(f"select count(*) from {name}")[0][0] >= 0, name
+            if metadata == "refs":
+                columns = [r[0] for r in served.bi.query(f"show columns from {name}")]
+                assert "owner_email" not in columns and "readable_metrics" not in columns
+                served.bi.query(f"select * from {name}")
+                continue
+            with pytest.raises(TrinoUserError, match="Access Denied"):
+                served.bi.query(f"select * from {name}")
+    # the table function that reads a table's row changes is no side door either
+    (snapshot,) = served.admin.query(
+        'select max(snapshot_id) from iceberg.marts."dim_customer$snapshots"'
+    )[0]
+    with pytest.raises(TrinoUserError, match="Access Denied"):
+        served.bi.query(
+            "select * from table(iceberg.system.table_changes("
+            f"schema_name => 'marts', table_name => 'dim_customer', end_snapshot_id => {snapshot}))"
+        )
+
+
+def test_masked_columns_write_no_statistics_into_the_metadata(served: Served) -> None:
+    """Even the admin finds no bound of owner_email in the manifests: the column's Iceberg
+    metrics mode is none in every table that holds it (other columns keep theirs)."""
+    catalog = served.lake.lakehouse.catalog
+    for table in ("marts.dim_customer", "staging.stg_crm_accounts", "raw.crm_accounts"):
+        iceberg = catalog.load_table(table)
+        assert iceberg.properties["write.metadata.metrics.column.owner_email"] == "none"
+        email = iceberg.schema().find_field("owner_email").field_id
+        account = iceberg.schema().find_field("crm_account_id").field_id
+        rows = served.admin.query(
+            f"select element_at(lower_bounds, {email}), element_at(upper_bounds, {email}), "
+            f"element_at(value_counts, {email}), element_at(lower_bounds, {account}), "
+            "json_extract_scalar(readable_metrics, '$.owner_email.lower_bound') "
+            f"from {metadata_table(table, 'files')}"
+        )
+        assert rows and all(r[:3] == (None, None, None) and r[4] is None for r in rows), table
+        assert all(r[3] is not None for r in rows), table  # bounds exist for other columns
+        # every manifest entry, of every snapshot kept (deleted files included)
+        entries = served.admin.query(
+            f"select count(*) from {metadata_table(table, 'all_entries')} "
+            f"where element_at(data_file.lower_bounds, {email}) is not null"
+        )
+        assert entries == [(0,)], table
+
+
+def test_metadata_tables_work_on_tables_c360_writes(served: Served) -> None:
+    """ "$entries" reads every manifest entry (Trino 476 fails on a null sort_order_id, which
+    pyiceberg writes; c360 states the table's order, 0 = unsorted) and "$manifests" every
+    manifest."""
+    for table in ("marts.fct_usage_daily", "marts.dim_customer", "raw.usage_events"):
+        entries = served.admin.query(
+            f"select data_file.sort_order_id, count(*) from {metadata_table(table, 'entries')} "
+            "group by 1"
+        )
+        assert entries and all(order == 0 for order, _ in entries), (table, entries)
+        manifests = served.admin.query(
+            "select count(*), sum(added_data_files_count) "
+            f"from {metadata_table(table, 'manifests')}"
+        )
+        assert manifests[0][0] > 0 and manifests[0][1] > 0, table
+
+
 # --------------------------------------------------------------------------- (e) up twice
 
 
@@ -692,8 +783,9 @@ def test_trino_sees_only_whole_commits_while_the_pipeline_writes(served: Served)
         try:
             for i in range(1, commits + 1):
                 units = [scale[d] * i for d in original.column("usage_date").to_pylist()]
+                kind = original.schema.field("units").type  # decimal(38, 0)
                 data = original.set_column(
-                    original.schema.get_field_index("units"), "units", pa.array(units, pa.int64())
+                    original.schema.get_field_index("units"), "units", pa.array(units, kind)
                 )
                 lakehouse.replace_where(table, data, days, ("usage_date",))
                 latest[0] = i

@@ -4,11 +4,21 @@ A file is identified by the SHA-256 of its bytes: the same file dropped again, u
 is skipped. Each record becomes a row of ``raw.<source>`` (typed, with lineage columns) or a row
 of ``raw.quarantine`` (raw text + reason); per file, rows in = rows accepted + rows quarantined,
 and that identity is stored in ``raw.landing_files`` where a check verifies it.
+
+Every file is judged on its own. A record that can be delimited (a JSON line, a CSV row) is
+quarantined alone; a file that cannot be read at all (empty, truncated, corrupt, a header lacking
+a declared column) is quarantined whole: one ``raw.quarantine`` row with no line and the reason,
+and a ``raw.landing_files`` row with that ``quarantine_reason`` and no rows. Either way the file
+is recorded, so it is never read again, and every other file still lands.
 """
 
+import csv
 import datetime as dt
 import gzip
 import hashlib
+import io
+import re
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,9 +40,18 @@ QUARANTINE_TABLE = "raw.quarantine"
 LANDING_FILES_TABLE = "raw.landing_files"
 # Rows per commit: bounds memory on a peak day while keeping commits few.
 BATCH_ROWS = 4_000_000
+# Bytes Arrow's readers parse at once; a line longer than this is split by the exact reader.
+BLOCK_BYTES = 64 << 20
 # Files validated at once: DuckDB and Arrow release the GIL, so two files (and a commit) overlap.
 WORKERS = 2
 TIMESTAMP_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}(:?\d{2})?)"
+# A quarantined record's text is kept up to this many characters, with its length in bytes and
+# its SHA-256 (a 70 MB line keeps its evidence without being stored whole).
+RAW_TEXT_CAP = 65_536
+# Characters an identifier never holds: C0 and C1 controls (NUL, ...), DEL, and the Unicode
+# bidirectional marks, embeddings, overrides and isolates (text that displays reordered).
+CONTROL_RE = r"[\x00-\x1f\x7f-\x9f]"
+BIDI_RE = r"[\x{061c}\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]"
 
 
 @dataclass
@@ -46,6 +65,8 @@ class IngestSummary:
     touched_dates: set[dt.date] = field(default_factory=set)
     touched_months: set[dt.date] = field(default_factory=set)
     digests: list[str] = field(default_factory=list)
+    quarantined_files: dict[str, str] = field(default_factory=dict)  # file -> why, whole
+    undeclared_columns: dict[str, str] = field(default_factory=dict)  # file -> its extra columns
 
 
 def file_digest(path: Path) -> str:
@@ -63,65 +84,247 @@ def landing_files(landing_dir: Path, source: Source) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(FORMATS))
 
 
-# -- reading any format as (line, raw_text) ------------------------------------------------------
-def _read_lines(path: Path) -> pa.Table:
-    """One row per physical line (1-based ``line``), as bytes; blank lines are dropped later."""
-    source = path
+# -- reading any format as (line, raw) --------------------------------------------------------
+class UnreadableFile(Exception):
+    """A landing file holding no readable record at all (empty, truncated, corrupt, a header or
+    schema that breaks the source's contract): it is quarantined whole with this reason."""
+
+
+DEFECTS_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.binary()), ("reason", pa.string())])
+
+
+@dataclass
+class Records:
+    """A landing file's records as ``(line, raw)`` (raw: the bytes of a JSON document), the
+    records it delimits but cannot render (``DEFECTS_SCHEMA``: e.g. a CSV row with too many
+    fields), and the columns it has that its source does not declare."""
+
+    records: pa.Table
+    defects: pa.Table = field(default_factory=DEFECTS_SCHEMA.empty_table)
+    undeclared: tuple[str, ...] = ()
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")  # what every reader here ends a line at
+
+
+def _content(path: Path) -> bytes:
+    """The file's bytes, inflated when it is gzip-compressed (in one call: zlib releases the
+    GIL); a stream that does not inflate, or inflates to nothing, is no file."""
+    data = path.read_bytes()
     if path.name.lower().endswith(".gz"):
-        # inflated in one call (zlib releases the GIL), then split: pyarrow's gzip stream costs
-        # more CPU for the same bytes and overlaps nothing of its inflating with the splitting
-        source = pa.BufferReader(gzip.decompress(path.read_bytes()))
-    table = pacsv.read_csv(
-        source,
-        read_options=pacsv.ReadOptions(column_names=["raw"], block_size=64 << 20),
-        parse_options=pacsv.ParseOptions(
-            delimiter="\x1e",  # a control character that never appears in JSON text
-            quote_char=False,
-            escape_char=False,
-            newlines_in_values=False,
-            ignore_empty_lines=False,
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types={"raw": pa.binary()}, quoted_strings_can_be_null=False
-        ),
-    )
-    lines = pa.array(range(1, table.num_rows + 1), pa.int64())
-    return pa.table({"line": lines, "raw": table.column("raw")})
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise UnreadableFile(f"not a complete gzip stream: {exc}") from exc
+    if not data:
+        raise UnreadableFile("empty file")
+    return data
 
 
-def _read_tabular(path: Path, con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """CSV (header on line 1) or Parquet rows rendered as JSON objects, keeping their order."""
-    if path.name.lower().endswith(".parquet"):
-        data, first_line = pq.read_table(path), 1
+def _split_lines(data: bytes) -> pa.Array:
+    """Every physical line, exactly (the slow path of ``_read_lines``, same lines)."""
+    lines = _LINE_END.split(data)
+    if data.endswith((b"\n", b"\r")):
+        lines.pop()  # the terminator of the last line starts no line
+    return pa.array(lines, pa.large_binary())
+
+
+def _read_lines(path: Path) -> Records:
+    """One record per physical line (1-based ``line``), as bytes; blank lines are dropped later."""
+    if path.name.lower().endswith(".gz"):
+        data = _content(path)
+        source = pa.BufferReader(data)
     else:
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            header = handle.readline()
-        names = [n.strip().strip('"') for n in header.rstrip("\r\n").split(",")]
-        data = pacsv.read_csv(
-            path,
+        if path.stat().st_size == 0:
+            raise UnreadableFile("empty file")
+        data, source = None, path
+    try:
+        raw = pacsv.read_csv(
+            source,
+            read_options=pacsv.ReadOptions(column_names=["raw"], block_size=BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\x1e",  # a control character that never appears in JSON text
+                quote_char=False,
+                escape_char=False,
+                newlines_in_values=False,
+                ignore_empty_lines=False,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"raw": pa.binary()}, quoted_strings_can_be_null=False
+            ),
+        ).column("raw")
+    except pa.ArrowInvalid:  # a line holding the delimiter, or longer than a block
+        raw = _split_lines(data if data is not None else path.read_bytes())
+    lines = pa.array(range(1, len(raw) + 1), pa.int64())
+    return Records(pa.table({"line": lines, "raw": raw}))
+
+
+def _contract(source: Source, names: list[str]) -> tuple[str, ...]:
+    """A header's (or schema's) columns against the declaration: the undeclared ones, or the
+    reason the file cannot be read as the source's."""
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UnreadableFile(f"duplicate columns: {', '.join(duplicates)}")
+    missing = [c.name for c in source.columns if c.name not in names]
+    if missing:
+        raise UnreadableFile(f"missing declared columns: {', '.join(missing)}")
+    declared = source.columns_by_name
+    return tuple(n for n in names if n not in declared)
+
+
+def _csv_header(data: bytes) -> list[str]:
+    """The column names on the first line (UTF-8, a byte-order mark allowed), trimmed."""
+    end = _LINE_END.search(data)
+    try:
+        text = data[: end.start() if end else len(data)].decode("utf-8-sig")
+        names = next(csv.reader([text], strict=True), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UnreadableFile(f"unreadable CSV header: {exc}") from exc
+    return [name.strip() for name in names]
+
+
+def _physical_lines(data: bytes) -> int:
+    ends = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    return ends + (0 if data.endswith((b"\n", b"\r")) else 1)
+
+
+def _csv_rows_fast(data: bytes, names: list[str], declared: list[str]) -> pa.Table | None:
+    """The declared columns of every row (as text), with Arrow's multithreaded reader; None when
+    the file needs the exact reader: a row of the wrong width, a blank line, a value spanning
+    lines (each would move the rows off their line numbers) or text that is not UTF-8."""
+    invalid = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             # only an empty field is null: pyarrow's default null markers would also turn
             # values such as "NA" (North America), "N/A" or "null" into nulls
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
+                column_types={n: pa.binary() for n in names},
+                include_columns=declared,
                 strings_can_be_null=True,
                 null_values=[""],
             ),
         )
-        first_line = 2
-    con.register("tabular", data)
-    rendered = con.sql("select to_json(t)::varchar as raw from tabular as t").to_arrow_table()
-    con.unregister("tabular")
-    lines = pa.array(range(first_line, first_line + data.num_rows), pa.int64())
-    raw = rendered.column("raw").cast(pa.binary())
-    return pa.table({"line": lines, "raw": raw})
+        if invalid or table.num_rows + 1 != _physical_lines(data):
+            return None
+        columns = {n: table.column(n).cast(pa.string()) for n in declared}  # checks UTF-8
+    except pa.ArrowInvalid:
+        return None
+    lines = pa.array(range(2, table.num_rows + 2), pa.int64())
+    return pa.table({"line": lines, **columns})
 
 
-def read_records(path: Path, con: duckdb.DuckDBPyConnection) -> pa.Table:
+def _csv_rows_exact(data: bytes, names: list[str], declared: list[str]) -> tuple[pa.Table, list]:
+    """Row by row with the exact line each starts on: blank lines are no records; a row of the
+    wrong width or with bytes that are not UTF-8 is a defect (its own text kept as evidence)."""
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # a long value is a value
+    text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+    consumed: list[str] = []
+
+    def physical() -> Iterator[str]:
+        for line in io.StringIO(text, newline=""):
+            consumed.append(line)
+            yield line
+
+    positions = [names.index(n) for n in declared]
+    rows: dict[str, list] = {"line": [], **{n: [] for n in declared}}
+    defects: list[tuple[int, bytes, str]] = []
+    reader = csv.reader(physical())
+    next(reader)  # the header
+    line = len(consumed) + 1
+    consumed.clear()
+    try:
+        for row in reader:
+            first, evidence = line, "".join(consumed).rstrip("\r\n")
+            line += len(consumed)
+            consumed.clear()
+            if not row:
+                continue  # a blank line
+            raw = evidence.encode("utf-8", "surrogateescape")
+            if len(row) != len(names):
+                defects.append((first, raw, f"expected {len(names)} fields, found {len(row)}"))
+                continue
+            values = [row[i] for i in positions]
+            try:
+                "".join(values).encode("utf-8")
+            except UnicodeEncodeError:
+                defects.append((first, raw, "not valid UTF-8"))
+                continue
+            rows["line"].append(first)
+            for name, value in zip(declared, values, strict=True):
+                rows[name].append(value if value != "" else None)
+    except csv.Error as exc:  # nothing after it can be delimited
+        raise UnreadableFile(f"unreadable CSV from line {line}: {exc}") from exc
+    table = pa.table(
+        {k: pa.array(v, pa.int64() if k == "line" else pa.string()) for k, v in rows.items()}
+    )
+    return table, defects
+
+
+def _read_csv(path: Path, source: Source) -> tuple[pa.Table, pa.Table, tuple[str, ...]]:
+    data = _content(path)
+    names = _csv_header(data)
+    undeclared = _contract(source, names)
+    declared = [c.name for c in source.columns]
+    rows = _csv_rows_fast(data, names, declared)
+    defects: list[tuple[int, bytes, str]] = []
+    if rows is None:
+        rows, defects = _csv_rows_exact(data, names, declared)
+    found = [{"line": n, "raw": r, "reason": why} for n, r, why in defects]
+    return rows, pa.Table.from_pylist(found, DEFECTS_SCHEMA), undeclared
+
+
+def _read_parquet(path: Path, source: Source) -> tuple[pa.Table, tuple[str, ...]]:
+    try:
+        data = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise UnreadableFile(f"unreadable Parquet: {exc}") from exc
+    undeclared = _contract(source, data.column_names)
+    columns = [data.column(c.name) for c in source.columns]
+    for col, values in zip(source.columns, columns, strict=True):
+        try:  # a Parquet string is UTF-8 by the format's definition: one that is not is corrupt
+            values.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            raise UnreadableFile(f"unreadable Parquet: column {col.name}: {exc}") from exc
+    lines = pa.array(range(1, data.num_rows + 1), pa.int64())
+    rows = pa.table([lines, *columns], names=["line", *(c.name for c in source.columns)])
+    return rows, undeclared
+
+
+def _render(con: duckdb.DuckDBPyConnection, rows: pa.Table, source: Source) -> pa.Table:
+    """The declared columns of each tabular row as one JSON object (in declaration order), so
+    every format is validated by the same SQL; undeclared columns land nowhere."""
+    fields = ", ".join(f'"{c.name}" := t."{c.name}"' for c in source.columns)
+    con.register("tabular", rows)
+    try:
+        rendered = con.sql(
+            f"select line, to_json(struct_pack({fields}))::blob as raw from tabular as t"
+        ).to_arrow_table()
+    finally:
+        con.unregister("tabular")
+    return rendered.sort_by("line")
+
+
+def read_records(path: Path, con: duckdb.DuckDBPyConnection, source: Source) -> Records:
+    """A landing file's records; raises ``UnreadableFile`` for a file with none readable."""
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz")):
         return _read_lines(path)
-    return _read_tabular(path, con)
+    if name.endswith(".parquet"):
+        rows, undeclared = _read_parquet(path, source)
+        try:
+            return Records(_render(con, rows, source), undeclared=undeclared)
+        except duckdb.InvalidInputException as exc:  # e.g. a string column that is not UTF-8
+            raise UnreadableFile(f"unreadable Parquet: {exc}") from exc
+    rows, defects, undeclared = _read_csv(path, source)
+    return Records(_render(con, rows, source), defects, undeclared)
 
 
 # -- validation SQL, generated from the source declaration ---------------------------------------
@@ -181,6 +384,7 @@ def _fields_sql(source: Source, canonical_path: bool) -> str:
     ``json_extract_string`` / ``json_type`` with a list of paths parse the document once, not
     once per field), and the parsed struct ``c`` of a canonical record."""
     paths = ", ".join(f"'$.{c.name}'" for c in source.columns)
+    declared = ", ".join(f"'{c.name}'" for c in source.columns)
     values = ", ".join(f'v[{i}] as "v_{c.name}"' for i, c in enumerate(source.columns, start=1))
     kinds = ", ".join(f'k[{i}] as "k_{c.name}"' for i, c in enumerate(source.columns, start=1))
     shape = (
@@ -193,7 +397,9 @@ def _fields_sql(source: Source, canonical_path: bool) -> str:
     )
     return f"""
 shaped as (
-    select * from (select line, raw_text, coalesce({shape}, false) as canonical from decoded)
+    select * from (
+        select line, raw, raw_text, coalesce({shape}, false) as canonical from decoded
+    )
     -- blank lines are no records. A line starting with "{{" is none: the test does not read the
     -- shape (DuckDB would evaluate its regex twice) and trims no other line (an "or" would)
     where case when raw_text like '{{%' then true else raw_text is null or trim(raw_text) <> '' end
@@ -201,6 +407,7 @@ shaped as (
 parsed as (
     select
         line,
+        raw,
         raw_text,
         canonical,
         {struct} as c,
@@ -210,17 +417,22 @@ parsed as (
 probed as (
     select
         line,
+        raw,
         raw_text,
         canonical,
         c,
         case when canonical then 'OBJECT' else json_type(j) end as doc_type,
         case when not canonical and json_type(j) = 'OBJECT' then json_extract_string(j, [{paths}])
         end as v,
-        case when not canonical and json_type(j) = 'OBJECT' then json_type(j, [{paths}]) end as k
+        case when not canonical and json_type(j) = 'OBJECT' then json_type(j, [{paths}]) end as k,
+        -- the keys no column declares (a canonical record has none): schema drift, reported
+        case when not canonical and json_type(j) = 'OBJECT' then nullif(list_filter(
+            json_keys(j), lambda key: not list_contains([{declared}], key)
+        ), []) end as undeclared
     from parsed
 ),
 fields as (
-    select line, raw_text, canonical, c, doc_type, {values}, {kinds} from probed
+    select line, raw, raw_text, canonical, c, doc_type, {values}, {kinds}, undeclared from probed
 )"""
 
 
@@ -243,8 +455,10 @@ def _type_ok(col: Column) -> str:
     v, k, t = _value(col), _kind(col), f'"t_{col.name}"'
     checks = {
         "string": f"{k} = 'VARCHAR'",
-        "int": f"({k} in ('BIGINT', 'UBIGINT') or ({k} = 'VARCHAR' "
-        f"and regexp_full_match(trim({v}), '[+-]?[0-9]{{1,18}}')))",
+        # an integer literal of any length (a JSON number DuckDB holds as UBIGINT or DOUBLE
+        # keeps its digits in the text); whether it is in range is judged apart
+        "int": f"({k} = 'BIGINT' or ({k} in ('UBIGINT', 'DOUBLE', 'VARCHAR') "
+        f"and regexp_full_match(trim({v}), '[+-]?[0-9]+')))",
         "timestamp": f"({k} = 'VARCHAR' and regexp_full_match(trim({v}), '{TIMESTAMP_RE}') "
         f"and {t} is not null)",
         "date": f"({k} = 'VARCHAR' and regexp_full_match(trim({v}), '\\d{{4}}-\\d{{2}}-\\d{{2}}') "
@@ -275,9 +489,20 @@ def _canonical_bad(col: Column) -> str:
     return "false"
 
 
+def _overflow(col: Column) -> str:
+    """The sign of an integer literal outside the 64-bit range (its cast is null), else null.
+    Only the general path sees one: a canonical integer has at most 18 digits."""
+    v, t = _value(col), f'"t_{col.name}"'
+    return (
+        f"case when {v} is not null and {t} is null "
+        f"then case when starts_with(trim({v}), '-') then -1 else 1 end end"
+    )
+
+
 def _typed_sql(source: Source, canonical_path: bool) -> str:
     """Each field cast once (``t_<name>``), whether it is present with a wrong type
-    (``bad_<name>``) and whether it is absent (``m_<name>``)."""
+    (``bad_<name>``), whether it is absent (``m_<name>``) and, for an integer, the sign of a
+    literal outside the 64-bit range (``o_<name>``)."""
 
     def either(canonical: str, general: str) -> str:
         return (
@@ -294,6 +519,8 @@ def _typed_sql(source: Source, canonical_path: bool) -> str:
         bad = either(_canonical_bad(c), f"{_value(c)} is not null and not {_type_ok(c)}")
         absent = either(f'c."{c.name}" is null', f"{_value(c)} is null")
         verdicts += [f'{bad} as "bad_{c.name}"', f'{absent} as "m_{c.name}"']
+        if c.type == "int":
+            verdicts.append(f'{either("null", _overflow(c))} as "o_{c.name}"')
     verdict_columns = ",\n        ".join(verdicts)
     return f"""
 cast_fields as (
@@ -306,18 +533,46 @@ typed as (
 )"""
 
 
+def _range_reasons(col: Column) -> list[str]:
+    """An integer below its minimum or above its maximum (declared, or the 64-bit range)."""
+    t, bad, sign = f'"t_{col.name}"', f'"bad_{col.name}"', f'"o_{col.name}"'
+    below, above = [f"{sign} = -1"], [f"{sign} = 1"]
+    if col.min_value is not None:
+        below.append(f"{t} < {col.min_value}")
+    if col.max_value is not None:
+        above.append(f"{t} > {col.max_value}")
+    return [
+        f"case when not {bad} and ({' or '.join(below)}) then '{col.name} below {col.lowest}' end",
+        f"case when not {bad} and ({' or '.join(above)}) then '{col.name} above {col.highest}' end",
+    ]
+
+
+def _identifier_reasons(source: Source) -> list[str]:
+    """Identifiers holding a control or bidirectional character. A canonical record holds none
+    (its strings are printable ASCII), so only the general path looks: one test of the path for
+    all of them keeps the canonical path's cost."""
+    found = [
+        f"case when regexp_matches({_value(col)}, '{pattern}') "
+        f"then '{what} character in {col.name}' end"
+        for col in source.columns
+        if col.identifier
+        for pattern, what in ((CONTROL_RE, "control"), (BIDI_RE, "bidirectional control"))
+    ]
+    if not found:
+        return []
+    return [f"case when not canonical then nullif(concat_ws('; ', {', '.join(found)}), '') end"]
+
+
 def _reasons(source: Source) -> list[str]:
     reasons = []
     for col in source.columns:
-        t, bad, absent = f'"t_{col.name}"', f'"bad_{col.name}"', f'"m_{col.name}"'
+        bad, absent = f'"bad_{col.name}"', f'"m_{col.name}"'
         if col.required:
             reasons.append(f"case when {absent} then 'missing {col.name}' end")
         reasons.append(f"case when {bad} then 'wrong type for {col.name}' end")
-        if col.min_value is not None:
-            reasons.append(
-                f"case when not {bad} and {t} < {col.min_value} "
-                f"then '{col.name} below {col.min_value}' end"
-            )
+        if col.type == "int":
+            reasons += _range_reasons(col)
+    reasons += _identifier_reasons(source)
     if source.event_time:
         reasons.append(
             f'case when "t_{source.event_time}"::date '
@@ -332,7 +587,9 @@ def _final(col: Column) -> str:
 
 
 def validation_sql(source: Source, canonical_path: bool = True) -> str:
-    """SQL over ``records(line, raw)`` giving every record typed columns and a reason (or null).
+    """SQL over ``records(line, raw)`` giving every record typed columns and a reason (or null);
+    a quarantined record keeps its ``raw`` bytes (``_evidence`` renders them); ``undeclared``
+    lists the keys of a JSON object that no column declares.
 
     ``canonical_path=False`` sends every record through the general path (tests compare both).
     """
@@ -346,12 +603,13 @@ def validation_sql(source: Source, canonical_path: bool = True) -> str:
     )
     return f"""
 with decoded as (
-    select line, try(decode(raw)) as raw_text from records
+    select line, raw, try(decode(raw)) as raw_text from records
 ),{_fields_sql(source, canonical_path)},{_typed_sql(source, canonical_path)},
 checked as (
     select
         line,
-        raw_text,
+        raw,
+        undeclared,
         {", ".join(f'"t_{c.name}"' for c in source.columns)},
         case
             when raw_text is null then 'not valid UTF-8'
@@ -365,14 +623,57 @@ checked as (
 )
 select
     line,
-    -- the raw text is kept for quarantined records only (accepted ones never read it)
-    case when reason is not null then coalesce(raw_text, '') end as raw_text,
+    -- the raw bytes are kept for quarantined records only (accepted ones never read them)
+    case when reason is not null then raw end as raw,
     reason,
+    undeclared,
     case when reason is null then struct_pack(
         {typed}
     ) end as rec{event_date}
 from checked
 """
+
+
+EVIDENCE_SQL = """
+select
+    line,
+    left(try(decode(raw)), $cap) as raw_text,
+    reason,
+    octet_length(raw) as raw_bytes,
+    sha256(raw) as raw_sha256,
+    case when try(decode(raw)) is null then raw[:$cap] end as undecodable
+from rejects
+order by line
+"""
+
+
+def _escaped(raw: bytes) -> str:
+    """Text that is not valid UTF-8, readable: each byte that is not part of a UTF-8 character
+    becomes ``\\xhh`` (the record's length and digest identify the exact bytes)."""
+    return raw.decode("utf-8", "backslashreplace")[:RAW_TEXT_CAP]
+
+
+def _evidence(con: duckdb.DuckDBPyConnection, rejects: pa.Table) -> pa.Table:
+    """What the quarantine keeps of each rejected ``(line, raw, reason)``: its text, cut at
+    ``RAW_TEXT_CAP`` characters (bytes that are not UTF-8 escaped), its length in bytes and its
+    SHA-256, in line order."""
+    con.register("rejects", rejects)
+    try:
+        evidence = con.sql(EVIDENCE_SQL, params={"cap": RAW_TEXT_CAP}).to_arrow_table()
+    finally:
+        con.unregister("rejects")
+    undecodable = evidence.column("undecodable")
+    if undecodable.null_count < len(undecodable):
+        texts = [
+            text if raw is None else _escaped(raw)
+            for text, raw in zip(
+                evidence.column("raw_text").to_pylist(), undecodable.to_pylist(), strict=True
+            )
+        ]
+        evidence = evidence.set_column(
+            evidence.schema.get_field_index("raw_text"), "raw_text", pa.array(texts, pa.string())
+        )
+    return evidence.drop_columns(["undecodable"])
 
 
 # -- one ingestion pass --------------------------------------------------------------------------
@@ -425,6 +726,75 @@ def _new_files(lakehouse: LakehouseResource, source: Source) -> tuple[list[tuple
     return fresh, skipped
 
 
+def _repeat(value, kind: pa.DataType, rows: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, kind), rows)
+
+
+_AT_TYPE = pa.timestamp("us", tz="UTC")
+
+
+def _quarantine_rows(
+    source: Source, relpath: str, digest: str, ingested_at: dt.datetime, evidence: pa.Table
+) -> pa.Table:
+    rows = evidence.num_rows
+    return pa.table(
+        {
+            "source": _repeat(source.name, pa.string(), rows),
+            "source_file": _repeat(relpath, pa.string(), rows),
+            "file_sha256": _repeat(digest, pa.string(), rows),
+            "source_line": evidence.column("line"),
+            "raw_text": evidence.column("raw_text"),
+            "reason": evidence.column("reason"),
+            "ingested_at": _repeat(ingested_at, _AT_TYPE, rows),
+            "raw_bytes": evidence.column("raw_bytes"),
+            "raw_sha256": evidence.column("raw_sha256"),
+        }
+    )
+
+
+def _file_record(source: Source, relpath: str, digest: str, ingested_at: dt.datetime) -> dict:
+    return {
+        "source": source.name,
+        "source_file": relpath,
+        "file_sha256": digest,
+        "ingested_at": ingested_at,
+    }
+
+
+def _unreadable(
+    source: Source, path: Path, digest: str, relpath: str, ingested_at: dt.datetime, reason: str
+) -> tuple[pa.Table, pa.Table, dict]:
+    """A file quarantined whole: one quarantine row without a line (its evidence is the file
+    itself: its size and digest; it stays in the landing zone) and a file record with no rows."""
+    evidence = pa.table(
+        {
+            "line": pa.array([None], pa.int64()),
+            "raw_text": pa.array([None], pa.string()),
+            "reason": [reason],
+            "raw_bytes": [path.stat().st_size],
+            "raw_sha256": [digest],
+        }
+    )
+    record = {
+        **_file_record(source, relpath, digest, ingested_at),
+        "rows_in": 0,
+        "rows_accepted": 0,
+        "rows_quarantined": 0,
+        "quarantine_reason": reason,
+        "undeclared_columns": None,
+    }
+    quarantined = _quarantine_rows(source, relpath, digest, ingested_at, evidence)
+    return raw_schema(source).empty_table(), quarantined, record
+
+
+def _undeclared(read: Records, checked: pa.Table) -> list[str]:
+    """A file's columns no declaration names: its header's or schema's, else its JSON keys."""
+    if read.undeclared:
+        return list(read.undeclared)
+    keys = pc.list_flatten(checked.column("undeclared"))
+    return sorted(pc.unique(keys).to_pylist()) if len(keys) else []
+
+
 def _validate_file(
     con: duckdb.DuckDBPyConnection,
     source: Source,
@@ -434,7 +804,12 @@ def _validate_file(
     ingested_at: dt.datetime,
     date_range: tuple[dt.date, dt.date],
 ) -> tuple[pa.Table, pa.Table, dict]:
-    con.register("records", read_records(path, con))
+    try:
+        read = read_records(path, con, source)
+    except UnreadableFile as exc:  # named by its landing path (a reader may name the absolute)
+        reason = str(exc).replace(str(path), relpath)
+        return _unreadable(source, path, digest, relpath, ingested_at, reason)
+    con.register("records", read.records)
     params = {"min_date": date_range[0], "max_date": date_range[1]}
     sql = validation_sql(source)
     if "$min_date" not in sql:
@@ -460,39 +835,28 @@ def _validate_file(
     }
     if source.event_time:
         columns["event_date"] = kept.column("event_date")
-
-    def repeat(value, kind: pa.DataType, rows: int) -> pa.Array:
-        return pa.repeat(pa.scalar(value, kind), rows)
-
-    at_type = pa.timestamp("us", tz="UTC")
     accepted = pa.table(
         {
             **columns,
-            "_source_file": repeat(relpath, pa.string(), kept.num_rows),
+            "_source_file": _repeat(relpath, pa.string(), kept.num_rows),
             "_source_line": kept.column("line"),
-            "_file_sha256": repeat(digest, pa.string(), kept.num_rows),
-            "_ingested_at": repeat(ingested_at, at_type, kept.num_rows),
+            "_file_sha256": _repeat(digest, pa.string(), kept.num_rows),
+            "_ingested_at": _repeat(ingested_at, _AT_TYPE, kept.num_rows),
         }
     )
-    quarantined = pa.table(
-        {
-            "source": repeat(source.name, pa.string(), dropped.num_rows),
-            "source_file": repeat(relpath, pa.string(), dropped.num_rows),
-            "file_sha256": repeat(digest, pa.string(), dropped.num_rows),
-            "source_line": dropped.column("line"),
-            "raw_text": dropped.column("raw_text"),
-            "reason": dropped.column("reason"),
-            "ingested_at": repeat(ingested_at, at_type, dropped.num_rows),
-        }
+    # the records the SQL rejected and those the reader could not render, in line order
+    rejects = pa.concat_tables(
+        [dropped.select(["line", "raw", "reason"]).cast(DEFECTS_SCHEMA), read.defects]
     )
+    evidence = _evidence(con, rejects)
+    quarantined = _quarantine_rows(source, relpath, digest, ingested_at, evidence)
     record = {
-        "source": source.name,
-        "source_file": relpath,
-        "file_sha256": digest,
-        "rows_in": checked.num_rows,
+        **_file_record(source, relpath, digest, ingested_at),
+        "rows_in": checked.num_rows + read.defects.num_rows,
         "rows_accepted": accepted.num_rows,
         "rows_quarantined": quarantined.num_rows,
-        "ingested_at": ingested_at,
+        "quarantine_reason": None,
+        "undeclared_columns": ", ".join(_undeclared(read, checked)) or None,
     }
     return accepted, quarantined, record
 
@@ -506,6 +870,10 @@ QUARANTINE_SCHEMA = pa.schema(
         ("raw_text", pa.string()),
         ("reason", pa.string()),
         ("ingested_at", pa.timestamp("us", tz="UTC")),
+        # the quarantined record's length in bytes and SHA-256 (raw_text may be cut short);
+        # for a file quarantined whole (source_line null): the file's
+        ("raw_bytes", pa.int64()),
+        ("raw_sha256", pa.string()),
     ]
 )
 LANDING_FILES_SCHEMA = pa.schema(
@@ -520,6 +888,10 @@ LANDING_FILES_SCHEMA = pa.schema(
         ("batch_id", pa.string()),
         ("file_size", pa.int64()),
         ("file_mtime_ns", pa.int64()),
+        # why the file was quarantined whole (no record read), else null
+        ("quarantine_reason", pa.string()),
+        # the columns of its header or schema that the source does not declare (landed nowhere)
+        ("undeclared_columns", pa.string()),
     ]
 )
 
@@ -705,6 +1077,10 @@ def _ingest_source(
         summary.rows_in += record["rows_in"]
         summary.rows_accepted += record["rows_accepted"]
         summary.rows_quarantined += record["rows_quarantined"]
+        if record["quarantine_reason"] is not None:
+            summary.quarantined_files[record["source_file"]] = record["quarantine_reason"]
+        if record["undeclared_columns"] is not None:
+            summary.undeclared_columns[record["source_file"]] = record["undeclared_columns"]
         if pending.rows >= BATCH_ROWS:
             _commit(lakehouse, source, pending)
             pending = _Pending()
@@ -718,4 +1094,5 @@ def iter_sources_summary(summaries: list[IngestSummary]) -> Iterator[str]:
         yield (
             f"{s.source}: {s.files} new files ({s.skipped_files} already ingested), "
             f"{s.rows_in} rows = {s.rows_accepted} accepted + {s.rows_quarantined} quarantined"
+            f", {len(s.quarantined_files)} files quarantined whole"
         )

@@ -2,9 +2,16 @@
 
 The declarations themselves (CONTRACT section 2) live in ``c360_assets/defs/ingest/sources.py``;
 the ingestion engine (``c360_assets/lib/ingest.py``) is generated from them.
+
+A declaration is a contract: a file with a header (CSV) or a schema (Parquet) lacking a declared
+column is quarantined whole; a column it has that is not declared lands nowhere and is reported.
 """
 
 from dataclasses import dataclass, field
+
+# The 64-bit range every int column lives in: a value outside it is quarantined with its reason
+# (never wrapped, clipped or replaced by the column's default).
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -13,7 +20,19 @@ class Column:
     type: str  # string | int | timestamp | date | decimal | bool
     required: bool = False
     default: str | None = None  # SQL literal used when the value is absent
-    min_value: int | None = None  # for int columns
+    min_value: int | None = None  # for int columns (None: the 64-bit range)
+    max_value: int | None = None  # for int columns (None: the 64-bit range)
+    # an identifier or code (ids, products, currencies, statuses): a control character (NUL, ...)
+    # or a bidirectional-override character in it quarantines the record
+    identifier: bool = False
+
+    @property
+    def lowest(self) -> int:
+        return INT_MIN if self.min_value is None else self.min_value
+
+    @property
+    def highest(self) -> int:
+        return INT_MAX if self.max_value is None else self.max_value
 
 
 @dataclass(frozen=True)
@@ -25,6 +44,15 @@ class Source:
     event_time: str | None = None
     # document-date columns: their UTC months are reported as touched by an ingestion
     month_columns: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for col in self.columns:
+            if col.type != "int" and (col.min_value is not None or col.max_value is not None):
+                raise ValueError(f"{self.name}.{col.name}: a range is declared for int columns")
+            if not INT_MIN <= col.lowest <= col.highest <= INT_MAX:
+                raise ValueError(f"{self.name}.{col.name}: its range leaves the 64-bit range")
+            if col.identifier and col.type != "string":
+                raise ValueError(f"{self.name}.{col.name}: an identifier is a string column")
 
     @property
     def table(self) -> str:

@@ -1,7 +1,8 @@
 -- fct_invoice_reconciliation: one row per invoice_id, every status included (draft and void
 -- too), from the invoice's latest export: header total, sum of its line items, credits and
 -- refunds against it, all in the invoice's own currency and integer minor units.
--- net_minor = total_minor - credits_minor - refunds_minor.
+-- net_minor = total_minor - credits_minor - refunds_minor. The sums (lines_minor, credits_minor,
+-- refunds_minor, hence net_minor) are exact in decimal(38, 0): they never overflow 64 bits.
 -- status is `ok`, or the first reason it does not reconcile, in this order:
 --   header_mismatch   total_minor <> subtotal_minor + tax_minor
 --   missing_lines     no line items but subtotal_minor <> 0
@@ -39,7 +40,7 @@ line_totals as (
     select
         invoice_id,
         count(*)::bigint as line_items,
-        sum(amount_minor)::bigint as lines_minor
+        sum(amount_minor)::decimal(38, 0) as lines_minor
     from stg_billing_invoice_line_items
     group by invoice_id
 ),
@@ -47,7 +48,7 @@ line_totals as (
 credit_totals as (
     select
         notes.invoice_id,
-        sum(notes.amount_minor)::bigint as credits_minor,
+        sum(notes.amount_minor)::decimal(38, 0) as credits_minor,
         count(*) filter (where notes.currency <> invoices.currency) as foreign_currency
     from stg_billing_credit_notes as notes
     left join stg_billing_invoices as invoices
@@ -58,7 +59,7 @@ credit_totals as (
 refund_totals as (
     select
         refunds.invoice_id,
-        sum(refunds.amount_minor)::bigint as refunds_minor,
+        sum(refunds.amount_minor)::decimal(38, 0) as refunds_minor,
         count(*) filter (where refunds.currency <> invoices.currency) as foreign_currency
     from stg_billing_refunds as refunds
     left join stg_billing_invoices as invoices

@@ -10,6 +10,7 @@
 -- rounded to the cent per document); net_revenue_usd = invoiced - credits - refunds.
 -- segment, region, owner_name and plan_code are as of the month's last instant (effective-dated
 -- interval joins on the customer and subscription versions), never today's values.
+-- usage_units and billed_usage_units are exact sums in decimal(38, 0) (never a 64-bit overflow).
 -- A month with nothing has measures 0; a month holding a document without an FX rate has null
 -- money measures (and fails the fx_rates_available check) rather than a wrong number.
 with
@@ -97,7 +98,7 @@ usage_per_month as (
         date_trunc('month', usage_date)::date as month,
         customer_key,
         sum(events)::bigint as usage_events,
-        sum(units)::bigint as usage_units,
+        sum(units)::decimal(38, 0) as usage_units,
         count(distinct usage_date)::bigint as active_days,
         count(distinct product)::bigint as products_used
     from fct_usage_daily
@@ -108,7 +109,8 @@ billing_per_month as (
     select
         report_month as month,
         customer_key,
-        sum(units) filter (where document_type = 'usage_line')::bigint as billed_usage_units,
+        sum(units) filter (where document_type = 'usage_line')::decimal(38, 0)
+            as billed_usage_units,
         sum(amount_usd) filter (where document_type = 'invoice') as invoiced_usd,
         sum(amount_usd) filter (where document_type = 'credit_note') as credits_usd,
         sum(amount_usd) filter (where document_type = 'refund') as refunds_usd,
@@ -178,8 +180,8 @@ final as (
         customer_at_month_end.owner_name,
         plan_at_month_end.plan_code,
         coalesce(usage_per_month.usage_events, 0)::bigint as usage_events,
-        coalesce(usage_per_month.usage_units, 0)::bigint as usage_units,
-        coalesce(billing_per_month.billed_usage_units, 0)::bigint as billed_usage_units,
+        coalesce(usage_per_month.usage_units, 0)::decimal(38, 0) as usage_units,
+        coalesce(billing_per_month.billed_usage_units, 0)::decimal(38, 0) as billed_usage_units,
         case
             when not coalesce(billing_per_month.has_unconverted, false)
                 then coalesce(billing_per_month.invoiced_usd, 0)::decimal(18, 2)

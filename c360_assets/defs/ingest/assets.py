@@ -2,13 +2,17 @@
 
 A raw asset is materialized only when its source had new files; its metadata lists the UTC days
 (``touched_dates``) and months (``touched_months``) the new rows fall in, which the sensors and
-``c360 run`` turn into exactly the partitions to rebuild.
+``c360 run`` turn into exactly the partitions to rebuild, the files quarantined whole and the
+columns no declaration names. Its checks: rows (and files) conserved, blocking; the quarantined
+share of rows, the files quarantined whole and the undeclared columns, WARN (a bad file never
+stops ingestion: it is shown, and every other file lands).
 """
 
 import datetime as dt
 
 import dagster as dg
-from pyiceberg.expressions import AlwaysFalse, And, In
+import pyarrow as pa
+from pyiceberg.expressions import AlwaysFalse, And, EqualTo, In
 
 from c360_assets.defs.ingest.sources import SOURCES
 from c360_assets.lib.ingest import (
@@ -40,47 +44,84 @@ def _metadata(summary: IngestSummary) -> dict:
         "rows_quarantined": summary.rows_quarantined,
         "touched_dates": dg.MetadataValue.json(_iso(summary.touched_dates)),
         "touched_months": dg.MetadataValue.json(_iso(summary.touched_months)),
+        "files_quarantined": len(summary.quarantined_files),
+        "quarantined_files": dg.MetadataValue.json(summary.quarantined_files),
+        "undeclared_columns": dg.MetadataValue.json(summary.undeclared_columns),
     }
 
 
-def _rows_conserved(
+def _listed(rows: pa.Table) -> dg.MetadataValue:
+    return dg.MetadataValue.json(rows.to_pylist())
+
+
+def _checks(
     lakehouse: LakehouseResource, source: Source, summary: IngestSummary
-) -> tuple[dg.AssetCheckResult, dg.AssetCheckResult]:
-    """Per file of this run: rows in = rows in the raw table + rows in the quarantine."""
+) -> list[dg.AssetCheckResult]:
+    """Per file of this run: rows in = rows in the raw table + rows in the quarantine (or the
+    file is quarantined whole), proven from the tables; then what a data engineer should see."""
     digests = summary.digests
+    # this source's files (the same bytes may land under two sources, e.g. two empty files)
+    logged = And(EqualTo("source", source.name), In("file_sha256", digests))
     accepted = In("_file_sha256", digests)
     if source.event_time:  # only the day partitions this run's rows went to
         days = [d.isoformat() for d in summary.touched_dates]
         accepted = And(accepted, In("event_date", days)) if days else AlwaysFalse()
     session = SqlSession(
         {
-            "files": lakehouse.scan(LANDING_FILES_TABLE, In("file_sha256", digests)),
+            "files": lakehouse.scan(LANDING_FILES_TABLE, logged),
             "accepted": lakehouse.scan(source.table, accepted, ("_file_sha256",)),
             "quarantined": lakehouse.scan(
-                QUARANTINE_TABLE, In("file_sha256", digests), ("file_sha256",)
+                QUARANTINE_TABLE,
+                logged,
+                ("file_sha256", "source_line", "reason"),
             ),
+            "run_files": pa.table({"file_sha256": pa.array(digests, pa.string())}),
         }
     )
     with session:
         bad = session.query(sql_text(f"{DOMAIN}/checks/rows_conserved"))
         totals = session.query(sql_text(f"{DOMAIN}/landing_file_totals")).to_pylist()[0]
+        whole = session.query(sql_text(f"{DOMAIN}/checks/files_quarantined"))
+        undeclared = session.query(sql_text(f"{DOMAIN}/checks/undeclared_columns"))
     rate = totals["rows_quarantined"] / totals["rows_in"] if totals["rows_in"] else 0.0
-    return dg.AssetCheckResult(
-        check_name="rows_conserved",
-        asset_key=dg.AssetKey(source.asset_name),
-        passed=bad.num_rows == 0,
-        metadata={
-            "files_not_conserved": bad.num_rows,
-            "rows_in_all_files": totals["rows_in"],
-            "quarantine_rate": round(rate, 6),
-        },
-    ), dg.AssetCheckResult(
-        check_name="quarantine_rate",
-        asset_key=dg.AssetKey(source.asset_name),
-        passed=rate <= QUARANTINE_WARN_RATE,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"quarantine_rate": round(rate, 6), "threshold": QUARANTINE_WARN_RATE},
-    )
+    key, warn = dg.AssetKey(source.asset_name), dg.AssetCheckSeverity.WARN
+    return [
+        dg.AssetCheckResult(
+            check_name="rows_conserved",
+            asset_key=key,
+            passed=bad.num_rows == 0,
+            metadata={
+                "files_not_conserved": bad.num_rows,
+                "not_conserved": _listed(bad.slice(0, 20)),
+                "rows_in_all_files": totals["rows_in"],
+                "quarantine_rate": round(rate, 6),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="quarantine_rate",
+            asset_key=key,
+            passed=rate <= QUARANTINE_WARN_RATE,
+            severity=warn,
+            metadata={"quarantine_rate": round(rate, 6), "threshold": QUARANTINE_WARN_RATE},
+        ),
+        dg.AssetCheckResult(
+            check_name="files_quarantined",
+            asset_key=key,
+            passed=whole.num_rows == 0,
+            severity=warn,
+            metadata={"files_quarantined": whole.num_rows, "files": _listed(whole)},
+        ),
+        dg.AssetCheckResult(
+            check_name="undeclared_columns",
+            asset_key=key,
+            passed=undeclared.num_rows == 0,
+            severity=warn,
+            metadata={
+                "files_with_undeclared_columns": undeclared.num_rows,
+                "files": _listed(undeclared),
+            },
+        ),
+    ]
 
 
 def _specs() -> list[dg.AssetSpec]:
@@ -118,6 +159,26 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
                 severity="WARN",
             )
         )
+        specs.append(
+            check_spec(
+                "files_quarantined",
+                source.asset_name,
+                "no new file quarantined whole (unreadable, or breaking the declared columns); "
+                "lists each with its reason",
+                blocking=False,
+                severity="WARN",
+            )
+        )
+        specs.append(
+            check_spec(
+                "undeclared_columns",
+                source.asset_name,
+                "no new file with columns the source does not declare (they land nowhere); "
+                "lists them per file",
+                blocking=False,
+                severity="WARN",
+            )
+        )
     return specs
 
 
@@ -139,7 +200,11 @@ def ingest_landing(context: dg.AssetExecutionContext, lakehouse: LakehouseResour
             f"{source.name}: {summary.files} new files, {summary.rows_in} rows = "
             f"{summary.rows_accepted} accepted + {summary.rows_quarantined} quarantined"
         )
+        for name, reason in summary.quarantined_files.items():
+            context.log.warning(f"{name}: quarantined whole ({reason}); every other file landed")
+        for name, columns in summary.undeclared_columns.items():
+            context.log.warning(f"{name}: columns {source.name} does not declare: {columns}")
         if summary.files == 0:
             continue
         yield dg.MaterializeResult(asset_key=key, metadata=_metadata(summary))
-        yield from _rows_conserved(lakehouse, source, summary)
+        yield from _checks(lakehouse, source, summary)

@@ -85,7 +85,7 @@ reported_values as (
         ) as region,
         if(
             contains(map_keys(closed.as_closed), 'usage_units'),
-            cast(element_at(closed.as_closed, 'usage_units') as bigint),
+            cast(element_at(closed.as_closed, 'usage_units') as decimal(38, 0)),
             facts.usage_units
         ) as usage_units,
         if(
