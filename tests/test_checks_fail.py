@@ -20,7 +20,7 @@ import pytest
 from pyiceberg.expressions import AlwaysTrue
 
 from c360_assets.definitions import all_models
-from c360_assets.defs.ingest.assets import _rows_conserved
+from c360_assets.defs.ingest.assets import ingestion_checks
 from c360_assets.defs.ingest.sources import USAGE
 from c360_assets.lib.ingest import ingest_source
 from c360_assets.lib.models import build_model_asset, check_stored_partition
@@ -424,7 +424,7 @@ def test_quarantine_rate_warns_above_five_percent_and_never_blocks(lake):
         lines = [event(event_id=f"{name}{i}") for i in range(20 - bad)] + ["{bad"] * bad
         lake.drop("usage_events", f"{name}.jsonl", lines)
         summary = ingest_source(lake.lakehouse, USAGE, accepted_date_range())
-        return _rows_conserved(lake.lakehouse, USAGE, summary)
+        return ingestion_checks(lake.lakehouse, USAGE, summary)[:2]
 
     conserved, rate = ingest("a", bad=1)
     assert (conserved.passed, rate.passed, rate.metadata["quarantine_rate"].value) == (

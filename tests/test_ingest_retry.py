@@ -4,7 +4,7 @@ Iceberg snapshot summary: the table's ledger; a retry appends a file's rows only
 whose ledger lacks it, whatever other files the retry finds). The failure is injected by making
 the file-log write raise once; every table is the real one."""
 
-from c360_assets.defs.ingest.assets import _rows_conserved
+from c360_assets.defs.ingest.assets import ingestion_checks
 from c360_assets.defs.ingest.sources import USAGE
 from c360_assets.lib.ingest import LANDING_FILES_TABLE, ingest_source
 from c360_assets.lib.partitions import accepted_date_range
@@ -32,7 +32,7 @@ def test_a_retry_after_a_failure_before_the_file_log_doubles_nothing(lake, monke
     summary = ingest_source(lake.lakehouse, USAGE, accepted_date_range())
     assert (summary.files, summary.rows_in, summary.rows_accepted) == (1, 3, 2)
     assert counts(lake) == (2, 1, 1)  # appends skipped (the ledgers list a.jsonl), file logged
-    conserved, _ = _rows_conserved(lake.lakehouse, USAGE, summary)
+    conserved, *_ = ingestion_checks(lake.lakehouse, USAGE, summary)
     assert conserved.passed
     # and the next ingestion finds nothing new
     again = ingest_source(lake.lakehouse, USAGE, accepted_date_range())
@@ -48,5 +48,5 @@ def test_a_retry_that_also_finds_a_new_file_doubles_nothing(lake, monkeypatch):
     summary = ingest_source(lake.lakehouse, USAGE, accepted_date_range())
     # a.jsonl's 2 + 1 rows once, b.jsonl's 1 row; both files logged
     assert counts(lake) == (3, 1, 2)
-    conserved, _ = _rows_conserved(lake.lakehouse, USAGE, summary)
+    conserved, *_ = ingestion_checks(lake.lakehouse, USAGE, summary)
     assert conserved.passed

@@ -33,7 +33,7 @@ def test_a_held_lease_is_refused_to_another_holder_until_released(lakehouse):
 
 
 def test_a_dead_holders_lease_expires_and_is_taken_over(lakehouse, monkeypatch):
-    monkeypatch.setenv("C360_LEASE_TTL_SECONDS", "0")  # expired as soon as it is taken
+    monkeypatch.setenv("C360_LEASE_TTL_SECONDS", "-1")  # expired as soon as it is taken
     leases = lakehouse.leases
     assert leases.try_acquire("marts.fct_usage_daily/2026-10-01", "dead")[0]  # never extended
     taken, info = leases.try_acquire("marts.fct_usage_daily/2026-10-01", "next")

@@ -71,7 +71,7 @@ def test_a_table_made_before_the_mask_gets_it_on_its_next_write(lake):
     )
     con = duckdb.connect()
     con.register("rows", rows)
-    lake.lakehouse.write_query(con, "marts.older", "select * from rows", batch_id="b1")
+    lake.lakehouse.write_query(con, "marts.older", "select * from rows")
     table = lake.lakehouse.load("marts.older")
     assert table.properties["write.metadata.metrics.column.owner_email"] == "none"
     (data_file,) = table.inspect.files().to_pylist()

@@ -312,7 +312,7 @@ def test_usage_waits_for_the_refresh_a_billing_file_needs(lake):
 def test_rows_conserved_fails_when_landed_rows_go_missing(lake):
     from pyiceberg.expressions import EqualTo
 
-    from c360_assets.defs.ingest.assets import _checks
+    from c360_assets.defs.ingest.assets import ingestion_checks
     from c360_assets.defs.ingest.sources import USAGE
 
     records = [
@@ -325,9 +325,9 @@ def test_rows_conserved_fails_when_landed_rows_go_missing(lake):
         lake.lakehouse, USAGE, (dt.date(2024, 1, 1), dt.date(2030, 12, 31))
     )
     # 3 lines = 2 accepted (10-01, 10-02) + 1 quarantined
-    conserved, *_ = _checks(lake.lakehouse, USAGE, summary)
+    conserved, *_ = ingestion_checks(lake.lakehouse, USAGE, summary)
     assert conserved.passed and conserved.metadata["files_not_conserved"].value == 0
     # a landed row lost afterwards (its day's partition emptied) is caught
     lake.lakehouse.load(USAGE.table).delete(EqualTo("event_date", "2026-10-02"))
-    conserved, *_ = _checks(lake.lakehouse, USAGE, summary)
+    conserved, *_ = ingestion_checks(lake.lakehouse, USAGE, summary)
     assert not conserved.passed and conserved.metadata["files_not_conserved"].value == 1

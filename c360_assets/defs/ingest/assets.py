@@ -54,7 +54,7 @@ def _listed(rows: pa.Table) -> dg.MetadataValue:
     return dg.MetadataValue.json(rows.to_pylist())
 
 
-def _checks(
+def ingestion_checks(
     lakehouse: LakehouseResource, source: Source, summary: IngestSummary
 ) -> list[dg.AssetCheckResult]:
     """Per file of this run: rows in = rows in the raw table + rows in the quarantine (or the
@@ -207,4 +207,4 @@ def ingest_landing(context: dg.AssetExecutionContext, lakehouse: LakehouseResour
         if summary.files == 0:
             continue
         yield dg.MaterializeResult(asset_key=key, metadata=_metadata(summary))
-        yield from _checks(lakehouse, source, summary)
+        yield from ingestion_checks(lakehouse, source, summary)
