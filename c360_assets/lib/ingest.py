@@ -44,7 +44,12 @@ BATCH_ROWS = 4_000_000
 BLOCK_BYTES = 64 << 20
 # Files validated at once: DuckDB and Arrow release the GIL, so two files (and a commit) overlap.
 WORKERS = 2
-TIMESTAMP_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}(:?\d{2})?)"
+# RFC 3339 (and the space ISO 8601 allows): hours 00-23, minutes and seconds 00-59, an offset of
+# at most 23:59; a lower-case t or z is RFC 3339 too (the cast sees the text upper-cased)
+TIMESTAMP_RE = (
+    r"\d{4}-\d{2}-\d{2}[Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?"
+    r"([Zz]|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)"
+)
 # A quarantined record's text is kept up to this many characters, with its length in bytes and
 # its SHA-256 (a 70 MB line keeps its evidence without being stored whole).
 RAW_TEXT_CAP = 65_536
@@ -442,7 +447,7 @@ def _cast(col: Column) -> str:
     casts = {
         "string": v,
         "int": f"try_cast(trim({v}) as bigint)",
-        "timestamp": f"try_cast(trim({v}) as timestamptz)",
+        "timestamp": f"try_cast(upper(trim({v})) as timestamptz)",
         "date": f"try_cast(trim({v}) as date)",
         "decimal": f"try_cast(trim({v}) as decimal(38, 12))",
         "bool": f"lower(trim({v})) in ('true', '1')",
@@ -475,7 +480,7 @@ def _canonical_cast(col: Column) -> str:
     text has no surrounding whitespace to trim)."""
     field = f'c."{col.name}"'
     if col.type == "timestamp":
-        return f"try_cast({field} as timestamptz)"
+        return f"try_cast(upper({field}) as timestamptz)"
     if col.type == "date":
         return f"try_cast({field} as date)"
     return field
