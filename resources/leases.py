@@ -60,6 +60,22 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def process_gone(holder: str) -> bool:
+    """Whether ``holder`` names a process of this host that no longer exists (a holder on
+    another host is never known gone here: its lease's expiry tells)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's live process
+        return False
+    return False
+
+
 @functools.cache
 def _engine(uri: str) -> sa.Engine:
     kwargs: dict = {"pool_pre_ping": True}

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,6 +231,19 @@ def _backfill(instance: dg.DagsterInstance, defs: dg.Definitions, days: list[str
     return backfill_id
 
 
+FACTS = dg.AssetKey("fct_usage_daily")
+
+
+def _backfill_runs(
+    instance: dg.DagsterInstance, backfill_id: str, status: dg.DagsterRunStatus
+) -> list[dg.DagsterRun]:
+    """The backfill's runs of the daily facts in ``status``."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}, statuses=[status])
+    )
+    return [run for run in runs if FACTS in (run.asset_selection or ())]
+
+
 def test_a_run_beside_the_sensors_and_a_backfill_in_concurrent_runs(
     landing, expected, tmp_path, monkeypatch
 ):
@@ -248,9 +262,21 @@ def test_a_run_beside_the_sensors_and_a_backfill_in_concurrent_runs(
             sensor_runs = instance.get_runs(filters=dg.RunsFilter(job_name="ingest_job"))
             assert any(r.tags.get("dagster/sensor_name") for r in sensor_runs)
 
-            # a backfill of the six days: runs of up to 5 partitions, launched together
+            # a backfill of the six days: runs of up to 5 partitions, launched together. The
+            # first partition each run builds is held here, so neither can finish before both
+            # are started: the run queue must run them at the same time
+            held = [f"staging.stg_usage_events/2026-10-0{d}" for d in (1, 6)]
             days = [f"2026-10-0{d}" for d in range(1, 7)]
-            backfill_id = _backfill(instance, build_definitions(), days)
+            with ExitStack() as holding:
+                for name in held:
+                    holding.enter_context(lake.resource.leases.hold(name))
+                backfill_id = _backfill(instance, build_definitions(), days)
+                daemon.wait_for(
+                    lambda: (
+                        len(_backfill_runs(instance, backfill_id, dg.DagsterRunStatus.STARTED)) == 2
+                    ),
+                    "both runs of the facts started at once",
+                )
             daemon.wait_for(
                 lambda: (
                     instance.get_backfill(backfill_id).status != BulkActionStatus.REQUESTED
@@ -267,15 +293,11 @@ def test_a_run_beside_the_sensors_and_a_backfill_in_concurrent_runs(
         assert {r.dagster_run.status for r in records} == {dg.DagsterRunStatus.SUCCESS}
         # the six days of the facts: two runs (5 + 1 partitions) that ran at the same time;
         # the backfill then reaches usage_anomalies over every day whose baseline they change
-        facts = sorted(
-            (r for r in records if dg.AssetKey("fct_usage_daily") in r.dagster_run.asset_selection),
-            key=lambda r: r.start_time,
-        )
-        ranges = [
+        facts = [r for r in records if FACTS in r.dagster_run.asset_selection]
+        ranges = sorted(
             (r.dagster_run.tags[RANGE_START_TAG], r.dagster_run.tags[RANGE_END_TAG]) for r in facts
-        ]
-        assert sorted(ranges) == [("2026-10-01", "2026-10-05"), ("2026-10-06", "2026-10-06")]
-        assert facts[1].start_time < facts[0].end_time
+        )
+        assert ranges == [("2026-10-01", "2026-10-05"), ("2026-10-06", "2026-10-06")]
         anomalies = [
             r for r in records if dg.AssetKey("usage_anomalies") in r.dagster_run.asset_selection
         ]

@@ -17,7 +17,7 @@ from c360_assets.defs.automation.jobs import STAGES, refresh_pending, touched
 from c360_assets.defs.serving.assets import SERVING_JOB
 from c360_assets.lib.partitions import contiguous_ranges, partition_key, range_tags
 from resources.lakehouse import LakehouseResource
-from resources.leases import Leases, holder_id
+from resources.leases import Leases, holder_id, process_gone
 
 CURSOR_KEY = "c360/run-cursor/{stage}"
 HOLDER_TAG = "c360/holder"  # the liveness lease ("runner/<holder>") of the process running it
@@ -80,11 +80,14 @@ def execute(
 
 def fail_orphaned_runs(instance: dg.DagsterInstance, leases: Leases) -> list[str]:
     """Mark failed the started runs of ``c360 run`` processes that are gone (their liveness
-    lease expired or was released); returns their run ids."""
+    lease expired or was released, or, on this host, the process no longer exists); returns
+    their run ids."""
     alive = {
         row["name"].removeprefix("runner/")
         for row in leases.held()
-        if row["name"].startswith("runner/") and not leases.expired(row)
+        if row["name"].startswith("runner/")
+        and not leases.expired(row)
+        and not process_gone(row["holder"])
     }
     orphans = []
     started = instance.get_runs(
@@ -117,7 +120,9 @@ def run_pipeline(defs: dg.Definitions, instance: dg.DagsterInstance, models) -> 
     holder = holder_id()
     with leases.hold(f"runner/{holder}", holder=holder):
         fail_orphaned_runs(instance, leases)
-        return _run_stages(defs, instance, models, RunReport(tags={HOLDER_TAG: holder}))
+        report = _run_stages(defs, instance, models, RunReport(tags={HOLDER_TAG: holder}))
+        fail_orphaned_runs(instance, leases)  # a process that died while this one ran
+        return report
 
 
 def _run_stages(
