@@ -140,5 +140,4 @@ def _start(handle: StackHandle) -> str | None:
 
 
 def _all_stopped(config: stack.StackConfig) -> bool:
-    result = stack.status(config)
-    return all(result[name]["state"] == "stopped" for name in ("postgres", "trino"))
+    return all(part["state"] == "stopped" for _, part in stack.processes(stack.status(config)))
