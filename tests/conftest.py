@@ -8,10 +8,13 @@ import pytest
 
 from resources.lakehouse import LakehouseResource
 from tests.lake import Lake
-from tests.stack_fixture import trino_stack  # noqa: F401  (the session's real serving stack)
+from tests.stack_fixture import (  # noqa: F401  (the session's real stacks)
+    cluster_stack,
+    trino_stack,
+)
 
 # fixtures that start a server: a test using one (directly or through another fixture) is `stack`
-SERVER_FIXTURES = {"trino_stack"}
+SERVER_FIXTURES = {"trino_stack", "cluster_stack"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
