@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from c360_assets.tools import stack
+from resources.lakehouse import LakehouseResource
 from resources.trino import TrinoResource
 
 
@@ -54,6 +55,28 @@ class StackHandle:
     def trino(self, user: str = stack.TRINO_ADMIN) -> TrinoResource:
         """A Trino client as `c360` (admin) or `bi` (read-only, masked)."""
         return stack.trino_resource(self.config, user)
+
+    def lakehouse(
+        self, landing_dir: Path, kind: type[LakehouseResource] = LakehouseResource, **overrides: str
+    ) -> LakehouseResource:
+        """The pipeline's resource (of class ``kind``) on this stack: its catalog and warehouse,
+        on the cluster the object store with the key `c360 stack env` exports; ``overrides``
+        replace settings."""
+        exported = self.exported()
+        settings = {
+            "catalog_uri": exported["C360_CATALOG_URI"],
+            "catalog_name": exported["C360_CATALOG_NAME"],
+            "warehouse": exported["C360_WAREHOUSE"],
+            "landing_dir": str(landing_dir),
+        }
+        if self.config.cluster:
+            settings |= {
+                "s3_endpoint": exported["C360_S3_ENDPOINT"],
+                "s3_access_key_id": exported["AWS_ACCESS_KEY_ID"],
+                "s3_secret_access_key": exported["AWS_SECRET_ACCESS_KEY"],
+                "s3_region": exported["AWS_REGION"],
+            }
+        return kind(**(settings | overrides))
 
     def catalog(self):
         from pyiceberg.catalog.sql import SqlCatalog

@@ -8,11 +8,19 @@ import warnings
 from pathlib import Path
 
 from c360_assets.tools.instance import dagster_home
+from resources.private_files import private_dir
+
+
+def _landing_copy(folder: Path) -> Path:
+    """A landing zone c360 writes itself holds customers' data: created owner-only (an existing
+    folder, which source systems may share, keeps its mode)."""
+    return folder if folder.exists() else private_dir(folder)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from c360_assets.tools.generate import run_from_args
 
+    _landing_copy(Path(args.out))
     run_from_args(args)
     return 0
 
@@ -69,7 +77,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from c360_assets.tools.generate import generate_landing
 
-    landing = Path(os.environ.get("C360_LANDING_DIR", "./data/landing"))
+    landing = _landing_copy(Path(os.environ.get("C360_LANDING_DIR", "./data/landing")))
     if not any(landing.glob("*/*")) or args.regenerate:
         generate_landing(
             landing,

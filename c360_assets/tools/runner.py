@@ -60,11 +60,11 @@ def execute(
 
 
 def _failure_reason(result: dg.ExecuteInProcessResult) -> str | None:
-    """The first failed step's error, innermost cause first (what went wrong, not where)."""
+    """The first failed step's error: the one Dagster's step error wraps (what went wrong)."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error is not None:
             error = event.step_failure_data.error
-            while error.cause is not None:
+            while (error.cls_name or "").startswith("Dagster") and error.cause is not None:
                 error = error.cause
             return f"{event.step_key}: {error.message.strip()}"
     return None
