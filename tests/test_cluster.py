@@ -16,9 +16,7 @@ commit (+ e10, 7 units, and a malformed line), a metadata file missing from the 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from c360_assets.tools.runner import RunReport, run_pipeline
 from c360_assets.tools.stack import objectstore
 from resources.lakehouse import LakehouseResource, MissingMetadataError
 from tests.lake import Lake
+from tests.osuser import readable_by_another_user
 from tests.records import event
 from tests.stack_fixture import StackHandle
 from tests.test_trino_serving import ServedLake, drop_late_data, drop_september_october
@@ -50,18 +49,6 @@ def cluster(cluster_stack: StackHandle) -> StackHandle:
     if not cluster_stack.all_running():
         cluster_stack.up()
     return cluster_stack
-
-
-def readable_by_another_user(path: Path) -> bool:
-    """Whether an OS user other than this one (and not root) can read ``path``: as root, a real
-    read as `nobody`; otherwise from the modes of the path and its folders."""
-    if os.geteuid() == 0:
-        read = ["runuser", "-u", "nobody", "--", "head", "-c", "1", str(path)]
-        return subprocess.run(read, capture_output=True, check=False).returncode == 0
-    for folder in path.parents:
-        if not folder.stat().st_mode & 0o001:  # others cannot traverse it
-            return False
-    return bool(path.stat().st_mode & 0o004)
 
 
 def test_cluster_processes_and_env(cluster: StackHandle) -> None:
