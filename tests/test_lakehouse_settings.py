@@ -17,7 +17,7 @@ from tests.lake import Lake
 def test_a_missing_metadata_file_names_the_table_and_the_path(lake: Lake) -> None:
     con = connect()
     con.register("rows", pa.table({"id": [1, 2, 3]}))
-    lake.lakehouse.write_query(con, "core.metadata_probe", "select * from rows", batch_id="b1")
+    lake.lakehouse.write_query(con, "core.metadata_probe", "select * from rows")
     con.close()
     location = lake.lakehouse.load("core.metadata_probe").metadata_location
     Path(location.removeprefix("file://")).unlink()

@@ -37,7 +37,7 @@ def test_the_warehouse_is_private(open_dir: Path) -> None:
     )
     con = connect()
     con.register("rows", pa.table({"owner_email": ["jane.doe@example.com"]}))
-    _, files = lakehouse.write_query(con, "raw.private_probe", "select * from rows", batch_id="b1")
+    _, files = lakehouse.write_query(con, "raw.private_probe", "select * from rows")
     con.close()
 
     (data_file,) = [Path(f.removeprefix("file://")) for f in files]
