@@ -28,7 +28,9 @@ def freshness_checks() -> list[dg.AssetChecksDefinition]:
     """Usage must have landed within the last 26 hours (a WARN: it watches the wall clock)."""
     return list(
         dg.build_last_update_freshness_checks(
-            assets=[dg.AssetKey(USAGE.asset_name)], lower_bound_delta=dt.timedelta(hours=26)
+            assets=[dg.AssetKey(USAGE.asset_name)],
+            lower_bound_delta=dt.timedelta(hours=26),
+            severity=dg.AssetCheckSeverity.WARN,
         )
     )
 

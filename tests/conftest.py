@@ -3,11 +3,9 @@
 (PostgreSQL, Trino, the object store, the Dagster daemon) is in the ``stack`` tier: it is marked
 ``stack`` explicitly or, when it uses a server fixture, automatically here."""
 
-import dagster as dg
 import pytest
 
-from resources.lakehouse import LakehouseResource
-from tests.lake import Lake
+from tests.lake import Lake, embedded_lake
 from tests.stack_fixture import (  # noqa: F401  (the session's real stacks)
     cluster_stack,
     trino_stack,
@@ -26,16 +24,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def lake(tmp_path, monkeypatch) -> Lake:
     """A fresh embedded lakehouse + Dagster instance under tmp_path, pointed to by the env."""
-    env = {
-        "C360_LANDING_DIR": str(tmp_path / "landing"),
-        "C360_WAREHOUSE": str(tmp_path / "warehouse"),
-        "C360_CATALOG_URI": f"sqlite:///{tmp_path / 'catalog.db'}",
-        "C360_CATALOG_NAME": "c360",
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    (tmp_path / "landing").mkdir()
-    (tmp_path / "dagster_home").mkdir()
-    with dg.DagsterInstance.get() as instance:
-        yield Lake(tmp_path, LakehouseResource.from_env(), instance)
+    with embedded_lake(tmp_path, monkeypatch) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def module_lake(tmp_path_factory) -> Lake:
+    """One embedded lakehouse for a whole module (inputs built once, shared by its tests), with
+    an in-memory Dagster instance."""
+    root = tmp_path_factory.mktemp("lake")
+    with (
+        pytest.MonkeyPatch.context() as monkeypatch,
+        embedded_lake(root, monkeypatch, in_memory=True) as built,
+    ):
+        yield built

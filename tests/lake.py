@@ -5,12 +5,18 @@ import csv
 import datetime as dt
 import gzip
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from c360_assets.definitions import all_models, build_definitions
+from c360_assets.lib.ingest import LANDING_FILES_TABLE, ingest_source
+from c360_assets.lib.partitions import accepted_date_range
+from c360_assets.lib.sources import Source
 from c360_assets.tools.runner import RunReport, run_pipeline
 from resources.lakehouse import LakehouseResource
 
@@ -60,6 +66,14 @@ class Lake:
             table = table.sort_by([(c, "ascending") for c in order_by])
         return table.to_pylist()
 
+    def check_violations(self, asset: str, check: str) -> tuple[bool, int]:
+        """The latest evaluation of a check: (passed, violations)."""
+        record = self.instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(dg.AssetKey(asset), check)
+        )
+        evaluation = record.event.dagster_event.event_specific_data
+        return evaluation.passed, evaluation.metadata["violations"].value
+
     def data_files(self, identifier: str) -> dict[str, set[str]]:
         """Partition value (as text) -> the data file paths of the current snapshot."""
         table = self.lakehouse.load(identifier)
@@ -71,3 +85,46 @@ class Lake:
             key = str(value)
             files.setdefault(key, set()).add(task.file.file_path)
         return files
+
+
+@contextmanager
+def embedded_lake(
+    root: Path, monkeypatch: pytest.MonkeyPatch, in_memory: bool = False
+) -> Iterator[Lake]:
+    """A fresh embedded lakehouse + Dagster instance under ``root``, pointed to by the env.
+
+    ``in_memory``: the Dagster instance keeps its runs and events in memory (Dagster's ephemeral
+    instance) instead of SQLite files under DAGSTER_HOME: for tests that never hand the
+    instance to another process (the CLI, the daemon) and run many jobs."""
+    env = {
+        "C360_LANDING_DIR": str(root / "landing"),
+        "C360_WAREHOUSE": str(root / "warehouse"),
+        "C360_CATALOG_URI": f"sqlite:///{root / 'catalog.db'}",
+        "C360_CATALOG_NAME": "c360",
+        "DAGSTER_HOME": str(root / "dagster_home"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (root / "landing").mkdir()
+    (root / "dagster_home").mkdir()
+    opened = dg.DagsterInstance.ephemeral() if in_memory else dg.DagsterInstance.get()
+    with opened as instance:
+        yield Lake(root, LakehouseResource.from_env(), instance)
+
+
+def ingest_interrupted_before_the_file_log(
+    lake: Lake, source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ingestion of ``source`` that appends the raw rows and the quarantine, then fails (the
+    file-log write raises, as a killed step would stop there): the files are not logged."""
+    write_query = LakehouseResource.write_query
+
+    def interrupted(self, con, identifier, *args, **kwargs):
+        if identifier == LANDING_FILES_TABLE:
+            raise RuntimeError("interrupted before the file log")
+        return write_query(self, con, identifier, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LakehouseResource, "write_query", interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            ingest_source(lake.lakehouse, source, accepted_date_range())

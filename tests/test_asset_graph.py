@@ -1,6 +1,7 @@
-"""The asset graph is reviewed like code: keys, groups, dependencies, partitions, checks, jobs
-and sensors must match tests/snapshots/asset_graph.json. After an intended change, regenerate it
-with `c360 graph > tests/snapshots/asset_graph.json` and review the diff."""
+"""The asset graph is reviewed like code: keys, groups, dependencies, partitions, checks (whether
+each blocks, its severity), jobs and sensors must match tests/snapshots/asset_graph.json. After an
+intended change, regenerate it with `c360 graph > tests/snapshots/asset_graph.json` and review
+the diff."""
 
 import json
 from pathlib import Path
@@ -29,3 +30,28 @@ def test_contract_marts_exist_in_the_graph(lake):
     assert assets["fct_usage_daily"]["partitions"] == "daily"
     assert assets["fct_customer_month"]["partitions"] == "monthly"
     assert "fct_usage_daily" in assets["fct_customer_month"]["deps"]
+
+
+def test_every_check_declares_its_severity_and_blocking_ones_are_errors(lake):
+    assets = graph_snapshot(build_definitions(lake.lakehouse))["assets"]
+    checks = {(a, name): c for a, node in assets.items() for name, c in node["checks"].items()}
+    assert {c["severity"] for c in checks.values()} == {"ERROR", "WARN"}
+    assert all(c["severity"] == "ERROR" for c in checks.values() if c["blocking"])
+    # the checks that stop downstream assets: every grain, conservation, key resolution and SCD2
+    # window check, fx_rates_available, and each raw source's rows_conserved
+    blocking = {k for k, c in checks.items() if c["blocking"]}
+    assert {name for _, name in blocking} == {
+        "grain_is_unique",
+        "rows_conserved",
+        "usage_units_conserved",
+        "billing_documents_conserved",
+        "customer_keys_resolve",
+        "customer_month_usage_conserved",
+        "customer_month_money_conserved",
+        "fx_rates_available",
+        "dim_customer_windows_do_not_overlap",
+        "dim_customer_one_current_per_live_customer",
+        "dim_customer_windows_chain",
+    }
+    # a grain per model, rows_conserved per source, 10 others (customer_keys_resolve on two facts)
+    assert len(blocking) == 21 + 9 + 10

@@ -20,6 +20,13 @@ def _latest_metadata(lake, asset: str) -> dict:
     return {k: getattr(v, "value", v) for k, v in record.asset_materialization.metadata.items()}
 
 
+def _rows(lake) -> list[dict]:
+    """Every column of every row of marts.usage_anomalies, in key order."""
+    return lake.rows(
+        "marts.usage_anomalies", order_by=("usage_date", "customer_key", "tenant_id", "product")
+    )
+
+
 def _execute(lake, job: str, first: dt.date, last: dt.date, assets=None, tags=None) -> None:
     result = (
         lake.definitions()
@@ -102,6 +109,22 @@ def test_late_usage_rewrites_only_its_series_and_matches_a_full_rebuild(lake):
     # -> median 250; 400 < 2 * 250 -> no spike. Its 400 days 10-05..10-12 have under 14 days
     # of history (not judged), and its 100 days after them sit below the median.
     assert flagged(lake) == {b_17: spike}
+    incremental = _rows(lake)
+    # tb on 10-17, every column: its baseline 10-01 .. 10-16 (16 days of history)
+    assert incremental == [
+        {
+            "usage_date": dt.date(2026, 10, 17),
+            "customer_key": key("billing:cus_b"),
+            "tenant_id": "tb",
+            "product": "fraud_score",
+            "units": 400,
+            "baseline_units": 100.0,
+            "score": 300.0,
+            "reason": "spike",
+            "reasons": "spike",
+            "history_days": 16,
+        }
+    ]
 
     # A full rebuild of every day (tag c360/rebuild=full) gives the same rows.
     _execute(
@@ -115,7 +138,7 @@ def test_late_usage_rewrites_only_its_series_and_matches_a_full_rebuild(lake):
     meta = _latest_metadata(lake, "usage_anomalies")
     assert meta["rebuild_mode"] == "full"
     assert meta["patched_days"] == 0
-    assert flagged(lake) == {b_17: spike}
+    assert _rows(lake) == incremental  # every column of every row
 
     # Nothing changed since: a rebuild of a day rewrites nothing and keeps every row.
     _execute(lake, "daily_job", dt.date(2026, 10, 17), dt.date(2026, 10, 17), ("usage_anomalies",))
@@ -125,4 +148,4 @@ def test_late_usage_rewrites_only_its_series_and_matches_a_full_rebuild(lake):
         0,
         0,
     )
-    assert flagged(lake) == {b_17: spike}
+    assert _rows(lake) == incremental

@@ -30,7 +30,6 @@ import hashlib
 import io
 import re
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -669,7 +668,11 @@ def test_trino_sees_only_whole_commits_while_the_pipeline_writes(served: Served)
     Other days hold 4 + 6 + 12 + 2 = 24 units, October 2-4 hold 10 + 3 + 7 = 20: 44 in all.
     Commit i (1..8) writes i, 100 i and 10000 i units on those days: total 24 + 10101 i. A
     reader that saw part of a commit (some days old, some new, some gone) would get a sum that
-    is none of these (the three days are distinct base-100 digits)."""
+    is none of these (the three days are distinct base-100 digits).
+
+    No sleeps: after each commit the writer waits until the reader has finished a query that
+    started after it (that query must see exactly this commit), then commits again while the
+    reader keeps querying, so reads and commits overlap on every commit but the first."""
     lakehouse = served.lake.lakehouse
     table = "marts.fct_usage_daily"
     days = between("usage_date", dt.date(2026, 10, 2), dt.date(2026, 10, 5))
@@ -681,6 +684,9 @@ def test_trino_sees_only_whole_commits_while_the_pipeline_writes(served: Served)
     committed = {44} | {24 + 10101 * i for i in range(1, commits + 1)}
     scale = {dt.date(2026, 10, 2): 1, dt.date(2026, 10, 3): 100, dt.date(2026, 10, 4): 10000}
     errors: list[BaseException] = []
+    latest = [0]  # the last commit the writer finished
+    seen = [threading.Event() for _ in range(commits + 1)]  # seen[i]: a read after commit i
+    after_commit: dict[int, int] = {}  # commit i -> the total of the first read started after it
 
     def write() -> None:
         try:
@@ -690,26 +696,34 @@ def test_trino_sees_only_whole_commits_while_the_pipeline_writes(served: Served)
                     original.schema.get_field_index("units"), "units", pa.array(units, pa.int64())
                 )
                 lakehouse.replace_where(table, data, days, ("usage_date",))
-                time.sleep(0.2)
+                latest[0] = i
+                if not seen[i].wait(timeout=60):
+                    raise TimeoutError(f"no read finished after commit {i}")
         except BaseException as exc:  # noqa: BLE001  (reported by the main thread)
             errors.append(exc)
 
     writer = threading.Thread(target=write, name="usage-writer")
     observed: list[int] = []
-    deadline = time.monotonic() + 90
     writer.start()
     try:
-        while writer.is_alive() and time.monotonic() < deadline and len(observed) < 500:
-            observed.append(served.admin.query(sql)[0][0])
-        writer.join(timeout=max(1.0, deadline - time.monotonic()))
-        assert not writer.is_alive(), "the writer did not finish in time"
+        while writer.is_alive():
+            started_after = latest[0]
+            total = served.admin.query(sql)[0][0]
+            observed.append(total)
+            if started_after and not seen[started_after].is_set():
+                after_commit[started_after] = total
+                seen[started_after].set()
+        writer.join()
         assert not errors, errors
         torn = sorted(set(observed) - committed)
         assert not torn, f"Trino saw totals no commit wrote: {torn}"
-        assert len(set(observed)) >= 2, f"reads did not overlap the commits: {observed}"
+        # a read that started after commit i, before commit i + 1, sees exactly commit i
+        assert after_commit == {i: 24 + 10101 * i for i in range(1, commits + 1)}
         # and no stale cache: the next query sees the last commit
         assert served.admin.query(sql) == [(24 + 10101 * commits,)]
     finally:
+        for event in seen:
+            event.set()  # a writer still waiting stops
         writer.join(timeout=60)
         lakehouse.replace_where(table, original, days, ("usage_date",))
     assert served.admin.query(sql) == [(44,)]

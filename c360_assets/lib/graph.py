@@ -3,7 +3,12 @@ mermaid picture for the README. ``c360 graph`` prints either."""
 
 import dagster as dg
 
+from c360_assets.lib.models import SEVERITY_METADATA
 from c360_assets.lib.partitions import daily_partitions, monthly_partitions
+
+# Dagster's own freshness checks carry this metadata and no c360 severity: c360 builds them WARN
+# (definitions.freshness_checks)
+FRESHNESS_METADATA = "dagster/freshness_params"
 
 
 def _partitioning(spec_partitions: dg.PartitionsDefinition | None) -> str | None:
@@ -16,8 +21,20 @@ def _partitioning(spec_partitions: dg.PartitionsDefinition | None) -> str | None
     return type(spec_partitions).__name__
 
 
+def _check(spec: dg.AssetCheckSpec) -> dict:
+    """Whether a check blocks downstream assets, and the severity of its failures."""
+    if SEVERITY_METADATA in spec.metadata:
+        severity = spec.metadata[SEVERITY_METADATA]
+    elif FRESHNESS_METADATA in spec.metadata:
+        severity = "WARN"
+    else:
+        raise ValueError(f"check {spec.key.to_user_string()} declares no severity")
+    return {"blocking": spec.blocking, "severity": getattr(severity, "value", severity)}
+
+
 def graph_snapshot(defs: dg.Definitions) -> dict:
-    """asset key -> group, deps, partitioning and checks; sensors and jobs by name."""
+    """asset key -> group, deps, partitioning and checks (blocking, severity); sensors and jobs
+    by name."""
     graph = defs.resolve_asset_graph()
     assets = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
@@ -26,7 +43,10 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
             "group": node.group_name,
             "deps": sorted(p.to_user_string() for p in node.parent_keys),
             "partitions": _partitioning(node.partitions_def),
-            "checks": sorted(c.name for c in node.check_keys),
+            "checks": {
+                k.name: _check(graph.get_check_spec(k))
+                for k in sorted(node.check_keys, key=lambda k: k.name)
+            },
         }
     return {
         "assets": assets,

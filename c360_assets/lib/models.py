@@ -30,6 +30,21 @@ Report = Literal["touched_dates", "touched_months"]  # what a change hook report
 LAYERS: tuple[Layer, ...] = get_args(Layer)
 PARTITIONINGS: tuple[Partitioning, ...] = get_args(Partitioning)
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+# an AssetCheckSpec's metadata key for the severity its failures carry (UI, `c360 graph`)
+SEVERITY_METADATA = "c360/severity"
+
+
+def check_spec(
+    name: str, asset: str, description: str, blocking: bool, severity: Severity
+) -> dg.AssetCheckSpec:
+    """A check's spec, its severity in its metadata (a blocking check must be an ERROR)."""
+    return dg.AssetCheckSpec(
+        name,
+        asset=asset,
+        blocking=blocking,
+        description=description,
+        metadata={SEVERITY_METADATA: severity},
+    )
 
 
 class ModelDeclarationError(ValueError):
@@ -402,15 +417,11 @@ def _window_metadata(window: tuple[dt.date, dt.date] | None) -> dict:
 def build_model_asset(model: Model) -> dg.AssetsDefinition:
     partitions_def = PARTITIONS.get(model.partitioning) if model.partitioning else None
     check_specs = [
-        dg.AssetCheckSpec(
-            "grain_is_unique",
-            asset=model.name,
-            blocking=True,
-            description=f"one row per ({', '.join(model.grain)})",
+        check_spec(
+            "grain_is_unique", model.name, f"one row per ({', '.join(model.grain)})", True, "ERROR"
         )
     ] + [
-        dg.AssetCheckSpec(c.name, asset=model.name, blocking=c.blocking, description=c.description)
-        for c in model.checks
+        check_spec(c.name, model.name, c.description, c.blocking, c.severity) for c in model.checks
     ]
     # a model reading its own previous output (e.g. to keep first-seen times) does not depend on
     # it; a table read twice (e.g. now and as of a tag) is one dependency

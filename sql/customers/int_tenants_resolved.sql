@@ -1,6 +1,8 @@
 -- int_tenants_resolved: one row per product tenant that a billing customer names, with the
 -- customer it belongs to. A tenant named by several billing customers goes to the earliest
--- created one (ties: smallest billing_customer_id) and the disagreement is kept in `conflict`.
+-- created one (ties: smallest billing_customer_id) and the disagreement is kept in `conflict`,
+-- also when they belong to the same customer (the pick decides whose subscriptions cover the
+-- tenant's usage).
 -- Tenants nobody names are absent here and map to the 'unknown' customer in the facts.
 with
 
@@ -31,7 +33,7 @@ final as (
             { 'billing_customer_id': billing_customer_id, 'customer_key': customer_key },
             { 'created': created_at, 'id': billing_customer_id }
         ) as owning_customer,
-        count(distinct customer_key) as claiming_customers
+        count(distinct billing_customer_id) as claiming_customers
     from claims
     group by tenant_id
 )
@@ -41,6 +43,6 @@ select
     owning_customer.billing_customer_id as billing_customer_id,
     owning_customer.customer_key as customer_key,
     case
-        when claiming_customers > 1 then 'several customers name this tenant'
+        when claiming_customers > 1 then 'several billing customers name this tenant'
     end as conflict
 from final

@@ -17,6 +17,7 @@ from c360_assets.lib.ingest import (
     IngestSummary,
     ingest_source,
 )
+from c360_assets.lib.models import check_spec
 from c360_assets.lib.partitions import accepted_date_range
 from c360_assets.lib.sources import Source
 from c360_assets.lib.sqlmodel import SqlSession, sql_text
@@ -100,18 +101,21 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
     specs = []
     for source in SOURCES:
         specs.append(
-            dg.AssetCheckSpec(
+            check_spec(
                 "rows_conserved",
-                asset=source.asset_name,
+                source.asset_name,
+                "per new file: rows in = rows landed + rows quarantined",
                 blocking=True,
-                description="per new file: rows in = rows landed + rows quarantined",
+                severity="ERROR",
             )
         )
         specs.append(
-            dg.AssetCheckSpec(
+            check_spec(
                 "quarantine_rate",
-                asset=source.asset_name,
-                description=f"quarantined share of all rows <= {QUARANTINE_WARN_RATE:.0%}",
+                source.asset_name,
+                f"quarantined share of all rows <= {QUARANTINE_WARN_RATE:.0%}",
+                blocking=False,
+                severity="WARN",
             )
         )
     return specs

@@ -18,6 +18,7 @@ rebuilt month also rewrites the month after it (whose "previous month" it is).
 
 import dagster as dg
 
+from c360_assets.defs.customers.assets import USAGE_DAILY_SCHEMA
 from c360_assets.lib.models import ChangeReport, Model
 from c360_assets.lib.sqlmodel import Read, SqlSession, sql_text
 from resources.lakehouse import LakehouseResource
@@ -80,7 +81,10 @@ MODELS = (
         domain=DOMAIN,
         reads={  # the month and the month before (31 days back reach its first day)
             "fct_customer_month": Read("marts.fct_customer_month", "month", lookback_days=31),
-            "fct_usage_daily": Read(USAGE_DAILY, "usage_date", lookback_days=31),
+            # absent until the first usage lands (billing alone builds the months)
+            "fct_usage_daily": Read(
+                USAGE_DAILY, "usage_date", lookback_days=31, missing_as=USAGE_DAILY_SCHEMA
+            ),
         },
         grain=("month", "customer_key"),
         partitioning="monthly",

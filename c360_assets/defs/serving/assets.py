@@ -37,7 +37,7 @@ from pathlib import Path
 import dagster as dg
 from pyiceberg.expressions import AlwaysTrue
 
-from c360_assets.lib.models import Model, asset_key_for_table
+from c360_assets.lib.models import SEVERITY_METADATA, Model, asset_key_for_table
 from c360_assets.lib.sqlmodel import SQL_DIR, between, run_sql
 from c360_assets.lib.sqlquote import literal
 from resources.lakehouse import LakehouseResource
@@ -342,6 +342,7 @@ def _parity_check(key_sums: KeySums, partition_column: str | None) -> dg.AssetCh
         asset=key,
         name=PARITY_CHECK,
         blocking=False,
+        metadata={SEVERITY_METADATA: "ERROR"},  # a failed comparison is an error; never blocks
         description=(
             f"Trino reads the same {key_sums.table} as the pipeline wrote: rows"
             + "".join(f", sum({c})" for c in key_sums.sums)

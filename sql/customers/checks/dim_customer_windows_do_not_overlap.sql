@@ -1,12 +1,14 @@
 -- Violations: two versions of one customer whose [valid_from, valid_to) windows overlap, or a
--- version whose window ends before it starts.
+-- version whose window ends before it starts. An open window (valid_to null) ends at infinity;
+-- the violations show valid_to as stored (null), which any client can read.
 with
 
 versions as (
     select
         customer_key,
         valid_from,
-        coalesce(valid_to, 'infinity'::timestamptz) as valid_to
+        valid_to,
+        coalesce(valid_to, 'infinity'::timestamptz) as ends_at
     from model_output
 ),
 
@@ -17,7 +19,7 @@ inverted as (
         valid_to,
         null::timestamptz as other_valid_from
     from versions
-    where valid_to < valid_from
+    where ends_at < valid_from
 ),
 
 overlapping as (
@@ -31,7 +33,7 @@ overlapping as (
         on
             earlier.customer_key = later.customer_key
             and earlier.valid_from < later.valid_from
-            and earlier.valid_to > later.valid_from
+            and earlier.ends_at > later.valid_from
 ),
 
 final as (
