@@ -165,16 +165,29 @@ def cluster_stack() -> Iterator[StackHandle]:
     yield from _session_stack(cluster=True)
 
 
+# Free ports are picked, then bound by the stack a moment later: another process on this machine
+# (another test session) may take one in between. Such a start is tried again on other ports.
+PORT_ATTEMPTS = 3
+PORT_TAKEN = "is taken by another process"
+
+
 def _session_stack(cluster: bool) -> Iterator[StackHandle]:
     # Not pytest's tmp dir: that is mode 0700 and the postgres OS user must traverse it to reach
     # its data dir (the stack's own dir inside is private: see c360_assets/tools/stack).
     base = Path(tempfile.mkdtemp(prefix="c360-cluster-test-" if cluster else "c360-stack-test-"))
     base.chmod(0o711)
-    overrides = _test_env(base, cluster)
-    config = stack.StackConfig.from_env({**os.environ, **overrides}, cluster=cluster, workers=1)
-    handle = StackHandle(config, overrides)
+    handle = None
     try:
-        error = _start(handle)
+        for _ in range(PORT_ATTEMPTS):
+            overrides = _test_env(base, cluster)
+            env = {**os.environ, **overrides}
+            handle = StackHandle(
+                stack.StackConfig.from_env(env, cluster=cluster, workers=1), overrides
+            )
+            error = _start(handle)
+            if error is None or PORT_TAKEN not in error:
+                break
+            handle.down()  # what started before another process took a port: try other ports
         if error:
             pytest.fail(f"the test stack did not start: {error}", pytrace=False)
         yield handle

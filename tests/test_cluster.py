@@ -117,7 +117,11 @@ def test_the_worker_runs_the_queries(cluster: StackHandle) -> None:
 def test_the_stack_files_are_private(cluster: StackHandle) -> None:
     cfg = cluster.config
     assert readable_by_another_user(Path("/etc/hostname"))  # the probe itself can say yes
-    objects = [p for p in cfg.objectstore_data.rglob("*") if p.is_file()]
+    with objectstore.filesystem(cfg).open_output_stream(f"{cfg.bucket}/probe/owner_email") as out:
+        out.write(b"jane.doe@example.com")
+    stored = cfg.objectstore_data / cfg.bucket / "probe" / "owner_email"
+    objects = sorted(p for p in stored.rglob("*") if p.is_file())  # how MinIO keeps it on disk
+    assert objects, f"no file under {stored}"
     private = [
         cfg.trino_tls_pem,
         cfg.objectstore_credentials,
