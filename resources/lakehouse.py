@@ -13,30 +13,40 @@ Besides data, ``create_tag`` names a snapshot (a month close) so it stays readab
 No value of a masked column reaches a table's metadata: ``ensure_table`` gives every column in
 ``UNMEASURED_COLUMNS`` the Iceberg metrics mode ``none``, so no manifest holds its bounds (nor its
 counts) for any engine to show, whatever its column masks.
+
+The warehouse is a local folder or ``s3://bucket/prefix`` on an object store (endpoint and
+credentials from the environment: ``C360_S3_ENDPOINT``, ``AWS_*``). Readers get a table's data
+files as ``DataFiles``: DuckDB reads local files itself and object-store files through pyarrow.
 """
 
 import functools
 import os
 import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
-from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import SqlCatalog
+from pyarrow import fs as pafs
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.io.pyarrow import parquet_file_to_data_file, schema_to_pyarrow
 from pyiceberg.manifest import DATA_FILE_TYPE, DEFAULT_READ_VERSION
 from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.types import NestedField, StructType
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from resources.leases import Lease, Leases, check_held
+from resources.objectstore import file_io_properties, is_object_store, store_io, upload
+from resources.private_files import private_dir
 
 NAMESPACES = ("raw", "staging", "core", "marts")
 ALL_ROWS = AlwaysTrue()
@@ -69,17 +79,31 @@ def _sqlite_dir(uri: str) -> Path | None:
     return None
 
 
+class MissingMetadataError(RuntimeError):
+    """The catalog names a metadata file the warehouse does not hold."""
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """Parquet data files of one table as a reader gets them: local paths (DuckDB reads them
+    itself), or paths on the object store's pyarrow file system (``bucket/key``)."""
+
+    paths: tuple[str, ...]
+    schema: pa.Schema  # the table's columns in Arrow (files lacking one read it as null)
+    filesystem: pafs.FileSystem | None = None  # None: local files
+
+
 @functools.cache
-def _open_catalog(name: str, uri: str, warehouse: str) -> Catalog:
+def _open_catalog(name: str, uri: str, warehouse: str, file_io: tuple = ()) -> SqlCatalog:
     sqlite_dir = _sqlite_dir(uri)
     if sqlite_dir is not None:
         sqlite_dir.mkdir(parents=True, exist_ok=True)
     if warehouse.startswith("file://"):
-        Path(warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        private_dir(Path(warehouse.removeprefix("file://")))
     # A server catalog (PostgreSQL in the stack) outlives this process's pooled connections:
     # after `c360 stack down/up` a cached catalog would fail its first query without a ping.
     server = {} if sqlite_dir is not None else {"pool_pre_ping": "true"}
-    catalog = SqlCatalog(name, uri=uri, warehouse=warehouse, **server)
+    catalog = SqlCatalog(name, uri=uri, warehouse=warehouse, **server, **dict(file_io))
     for namespace in NAMESPACES:
         catalog.create_namespace_if_not_exists(namespace)
     return catalog
@@ -144,6 +168,54 @@ def _field_id(field: NestedField) -> str:
     raise NotImplementedError(f"{field.name}: lists and maps are not written through DuckDB")
 
 
+class _DataFolder:
+    """Where one write's data files go: a fresh folder per write (DuckDB never writes into an
+    existing partition folder) in the table's location on local disk, or, for a table on an
+    object store, in a private local staging folder whose files ``publish`` uploads into the
+    table's location. Either way ``publish`` returns the URIs to add to the table."""
+
+    def __init__(self, table: Table) -> None:
+        self.location = table.location()
+        self.io = table.io
+        self.name = f"w-{uuid.uuid4().hex}"
+        if is_object_store(self.location):
+            self.staging: Path | None = Path(tempfile.mkdtemp(prefix="c360-write-"))  # 0700
+            self.path = self.staging / self.name
+        else:
+            self.staging = None
+            self.path = Path(self.location.removeprefix("file://")) / "data" / self.name
+        self.path.mkdir(parents=True)
+        self.published = False
+
+    def publish(self, written: list[str]) -> list[str]:
+        self.published = True
+        if self.staging is not None:
+            return upload(self.io, self.path, f"{self.location}/data/{self.name}")
+        # the table's own scheme, the path as written (no percent-encoding of '=')
+        scheme = "file://" if self.location.startswith("file://") else ""
+        return [scheme + str(Path(f).resolve()) for f in written]
+
+    def __enter__(self) -> "_DataFolder":
+        return self
+
+    def __exit__(self, *_) -> None:
+        """The staging folder always goes; a local folder stays once its files are published."""
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        elif not self.published:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _env_var(name: str) -> dg.EnvVar | None:
+    """The variable as Dagster config (its value never lands in the definitions), when set."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _value(setting: str | None) -> str | None:
+    """A config value, read from the environment when it is an ``EnvVar`` (outside a run)."""
+    return setting.get_value() if isinstance(setting, dg.EnvVar) else setting
+
+
 class LakehouseResource(dg.ConfigurableResource):
     """Iceberg catalog + warehouse + landing zone, configured from the environment."""
 
@@ -151,6 +223,11 @@ class LakehouseResource(dg.ConfigurableResource):
     warehouse: str
     catalog_name: str = "c360"
     landing_dir: str
+    # the object store of an s3:// warehouse (C360_S3_ENDPOINT, AWS_*): unset means AWS itself
+    s3_endpoint: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_region: str | None = None
 
     @classmethod
     def from_env(cls) -> "LakehouseResource":
@@ -159,6 +236,10 @@ class LakehouseResource(dg.ConfigurableResource):
             warehouse=os.environ.get("C360_WAREHOUSE", "./data/warehouse"),
             catalog_name=os.environ.get("C360_CATALOG_NAME", "c360"),
             landing_dir=os.environ.get("C360_LANDING_DIR", "./data/landing"),
+            s3_endpoint=_env_var("C360_S3_ENDPOINT"),
+            s3_access_key_id=_env_var("AWS_ACCESS_KEY_ID"),
+            s3_secret_access_key=_env_var("AWS_SECRET_ACCESS_KEY"),
+            s3_region=_env_var("AWS_REGION"),
         )
 
     # -- catalog ---------------------------------------------------------------------------
@@ -173,8 +254,18 @@ class LakehouseResource(dg.ConfigurableResource):
         return uri
 
     @property
-    def catalog(self) -> Catalog:
-        return _open_catalog(self.catalog_name, self.catalog_db_uri, _abs_uri(self.warehouse))
+    def catalog(self) -> SqlCatalog:
+        file_io: dict[str, str] = {}
+        if is_object_store(self.warehouse):
+            settings = (self.s3_endpoint, self.s3_access_key_id, self.s3_secret_access_key)
+            endpoint, key_id, secret = (_value(setting) for setting in settings)
+            file_io = file_io_properties(endpoint, key_id, secret, _value(self.s3_region))
+        return _open_catalog(
+            self.catalog_name,
+            self.catalog_db_uri,
+            _abs_uri(self.warehouse),
+            tuple(sorted(file_io.items())),
+        )
 
     @property
     def leases(self) -> Leases:
@@ -194,7 +285,34 @@ class LakehouseResource(dg.ConfigurableResource):
         return self.catalog.table_exists(identifier)
 
     def load(self, identifier: str) -> Table:
-        return self.catalog.load_table(identifier)
+        """The table; a catalog entry whose metadata file is missing fails naming both."""
+        try:
+            return self.catalog.load_table(identifier)
+        except FileNotFoundError as exc:
+            namespace, _, name = identifier.rpartition(".")
+            with Session(self.catalog.engine) as session:
+                location = session.scalar(
+                    select(IcebergTables.metadata_location).where(
+                        IcebergTables.catalog_name == self.catalog_name,
+                        IcebergTables.table_namespace == namespace,
+                        IcebergTables.table_name == name,
+                    )
+                )
+            raise MissingMetadataError(
+                f"table {identifier}: the catalog ({self.catalog_name}) points at the metadata "
+                f"file {location}, which the warehouse does not hold: the catalog and the "
+                f"warehouse disagree (restore the file, or drop the table and rebuild it)"
+            ) from exc
+
+    def data_files(self, table: Table, files: Iterable[str]) -> DataFiles:
+        """The table's data files ``files`` (URIs or local paths) as a reader gets them."""
+        files = list(files)
+        schema = schema_to_pyarrow(table.schema(), include_field_ids=False)
+        if not any(is_object_store(f) for f in files):
+            return DataFiles(tuple(f.removeprefix("file://") for f in files), schema)
+        io = store_io(table.io)
+        placed = [io.filesystem(f) for f in files]
+        return DataFiles(tuple(path for _, path in placed), schema, placed[0][0])
 
     def ensure_table(
         self, identifier: str, schema: pa.Schema, partition_by: Iterable[str] = ()
@@ -208,7 +326,7 @@ class LakehouseResource(dg.ConfigurableResource):
         schema = _normalize_arrow(schema.empty_table()).schema
         for _ in range(5):
             try:
-                table = self.catalog.load_table(identifier)
+                table = self.load(identifier)
             except NoSuchTableError:
                 return self._create_table(identifier, schema, tuple(partition_by))
             missing = [f for f in schema if f.name not in table.schema().column_names]
@@ -225,7 +343,7 @@ class LakehouseResource(dg.ConfigurableResource):
                             update.union_by_name(schema)
             except CommitFailedException:
                 continue  # another writer changed the table meanwhile: look again
-        return self.catalog.load_table(identifier)
+        return self.load(identifier)
 
     def _create_table(self, identifier: str, schema: pa.Schema, partition_by: tuple[str, ...]):
         try:
@@ -238,7 +356,7 @@ class LakehouseResource(dg.ConfigurableResource):
                             spec.add_identity(name)
         except (TableAlreadyExistsError, CommitFailedException):
             pass  # another writer created it first: use theirs
-        return self.catalog.load_table(identifier)
+        return self.load(identifier)
 
     # -- reads -----------------------------------------------------------------------------
     def scan(
@@ -296,8 +414,9 @@ class LakehouseResource(dg.ConfigurableResource):
         DuckDB streams the rows straight into Parquet data files of the table (its Iceberg field
         ids, types and column order; one file set per partition value), which one Iceberg commit
         then adds (after deleting what ``replace`` matches): the rows are never materialized in
-        Python, so a 30M-event day stays within DuckDB's memory limit. A table outside this
-        machine's file system (an object store) goes through pyiceberg's writer instead.
+        Python, so a 30M-event day stays within DuckDB's memory limit. On an object store DuckDB
+        writes the same files into a private local staging folder, and pyiceberg's file IO
+        uploads them into the table's location before the same commit (``_DataFolder``).
         ``properties`` go into the snapshot summary (e.g. a model's input watermark), in an empty
         snapshot when nothing else changes.
         """
@@ -305,16 +424,6 @@ class LakehouseResource(dg.ConfigurableResource):
         table = self.ensure_table(identifier, shape.schema, partition_by)
         record_always = bool(properties)  # a caller's properties are committed even with no rows
         properties = dict(properties or {})
-        location = table.location()
-        if not location.startswith(("file://", "/")):
-            data = _normalize_arrow(con.sql(sql, params=params).to_arrow_table())
-            check_held()
-            if replace is not None:
-                self.replace_where(identifier, data, replace, partition_by, properties)
-            else:
-                ordered = data.select(table.schema().column_names) if data.num_columns else data
-                table.append(ordered, snapshot_properties=properties)
-            return data.num_rows, []
         schema = table.schema()
         kinds = duckdb_types(con, schema_to_pyarrow(schema, include_field_ids=False))
         select = ", ".join(
@@ -324,25 +433,21 @@ class LakehouseResource(dg.ConfigurableResource):
             for f in schema.fields
         )
         field_ids = ", ".join(f'"{f.name}": {_field_id(f)}' for f in schema.fields)
-        # a fresh folder per write: DuckDB never writes into an existing partition folder
-        folder = Path(location.removeprefix("file://")) / "data" / f"w-{uuid.uuid4().hex}"
-        folder.mkdir(parents=True)
         options = "format parquet, compression zstd, return_files true"
-        if partition_by:
-            columns = ", ".join(f'"{c}"' for c in partition_by)
-            target = str(folder)
-            options += f", partition_by ({columns}), write_partition_columns true"
-            options += ", filename_pattern 'c360-{uuid}'"
-        else:
-            target = str(folder / "c360-0.parquet")
-        ((rows, files),) = con.execute(
-            f"copy (select {select} from ({sql}\n)) to '{target}' "
-            f"({options}, field_ids {{{field_ids}}})",
-            params,
-        ).fetchall()
-        if not rows:
-            shutil.rmtree(folder)
-            files = []
+        with _DataFolder(table) as folder:
+            if partition_by:
+                columns = ", ".join(f'"{c}"' for c in partition_by)
+                target = str(folder.path)
+                options += f", partition_by ({columns}), write_partition_columns true"
+                options += ", filename_pattern 'c360-{uuid}'"
+            else:
+                target = str(folder.path / "c360-0.parquet")
+            ((rows, written),) = con.execute(
+                f"copy (select {select} from ({sql}\n)) to '{target}' "
+                f"({options}, field_ids {{{field_ids}}})",
+                params,
+            ).fetchall()
+            files = folder.publish(written) if rows else []
         check_held()  # a lease that expired under this writer: stop before committing
         with table.transaction() as tx:
             if replace is not None:
@@ -350,14 +455,11 @@ class LakehouseResource(dg.ConfigurableResource):
                     warnings.filterwarnings("ignore", "Delete operation did not match any records")
                     tx.delete(replace, snapshot_properties=properties)
             if files:
-                # the table's own scheme, the path as written (no percent-encoding of '=')
-                scheme = "file://" if location.startswith("file://") else ""
-                uris = [scheme + str(Path(f).resolve()) for f in files]
-                _add_files(tx, table, uris, properties)
+                _add_files(tx, table, files, properties)
             elif record_always:  # an empty snapshot carries them
                 with tx.update_snapshot(snapshot_properties=properties).fast_append():
                     pass
-        return rows, list(files)
+        return rows, files
 
     def create_tag(self, identifier: str, tag: str, snapshot_id: int) -> None:
         """Tag a snapshot (kept until the tag is removed: readable by time travel)."""

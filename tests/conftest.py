@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.lake import Lake, embedded_lake
-from tests.stack_fixture import trino_stack  # noqa: F401  (the session's real serving stack)
+from tests.stack_fixture import (  # noqa: F401  (the session's real stacks)
+    cluster_stack,
+    trino_stack,
+)
 
 # fixtures that start a server: a test using one (directly or through another fixture) is `stack`
-SERVER_FIXTURES = {"trino_stack"}
+SERVER_FIXTURES = {"trino_stack", "cluster_stack"}
 
 
 # test data is thrown away: it lives in memory when the machine has a roomy tmpfs

@@ -32,9 +32,8 @@ import duckdb
 import pyarrow as pa
 from pyiceberg.table import Table
 
-from c360_assets.lib.sqlmodel import Read, connect, files_by_date
-from c360_assets.lib.sqlquote import literal_list
-from resources.lakehouse import LakehouseResource
+from c360_assets.lib.sqlmodel import Read, connect, files_by_date, files_relation
+from resources.lakehouse import DataFiles, LakehouseResource
 
 WATERMARK = "c360.watermark"
 FULL_TAG = "c360/rebuild"  # = "full": rebuild the run's days in full, whatever changed
@@ -87,9 +86,7 @@ def _files_by_day(table: Table, column: str, snapshot_id: int) -> dict[dt.date, 
     found = files_by_date(table, column, snapshot_id=snapshot_id)
     if found is None:
         raise ValueError(f"{table.name()}: a series input must be partitioned by {column}")
-    return {
-        day: {f.file_path.removeprefix("file://") for f in files} for day, files in found.items()
-    }
+    return {day: {f.file_path for f in files} for day, files in found.items()}
 
 
 def changed_input(
@@ -112,11 +109,21 @@ def changed_input(
         return days, None
     before_files = sorted(p for d in days for p in old.get(d, ()))
     after_files = sorted(p for d in days for p in new.get(d, ()))
-    # a day only one side has: the other side reads the same files, with no rows
-    before_sql = _scan_sql(before_files or after_files, bool(before_files))
-    after_sql = _scan_sql(after_files or before_files, bool(after_files))
     con = connect()
     try:
+        # a day only one side has: the other side reads the same files, with no rows
+        before_sql = _scan_sql(
+            con,
+            "before_files",
+            lakehouse.data_files(table, before_files or after_files),
+            bool(before_files),
+        )
+        after_sql = _scan_sql(
+            con,
+            "after_files",
+            lakehouse.data_files(table, after_files or before_files),
+            bool(after_files),
+        )
         diff = f"""
             select distinct {cols} from (
                 ({before_sql} except all {after_sql})
@@ -133,8 +140,8 @@ def changed_input(
         con.close()
 
 
-def _scan_sql(paths: list[str], rows: bool = True) -> str:
-    scan = f"select * from read_parquet({literal_list(paths)}, union_by_name = true)"
+def _scan_sql(con: duckdb.DuckDBPyConnection, name: str, files: DataFiles, rows: bool) -> str:
+    scan = f"select * from {files_relation(con, name, files)}"
     return scan if rows else f"{scan} where false"
 
 

@@ -31,7 +31,7 @@ from pyiceberg.transforms import IdentityTransform
 
 from c360_assets.lib.partitions import advance, month_of
 from c360_assets.lib.sqlquote import literal_list
-from resources.lakehouse import ALL_ROWS, LakehouseResource, duckdb_types
+from resources.lakehouse import ALL_ROWS, DataFiles, LakehouseResource, duckdb_types
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 EPOCH = dt.date(1970, 1, 1)  # an identity partition on a date holds days since then
@@ -90,6 +90,22 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def files_relation(con: duckdb.DuckDBPyConnection, name: str, files: DataFiles) -> str:
+    """A FROM item over a table's Parquet data files. DuckDB reads local files itself; files on
+    the object store come through a pyarrow dataset registered as ``name``, which DuckDB scans
+    as Arrow with the query's columns and filters pushed down (DuckDB 2.0 has no S3 client here).
+    """
+    if files.filesystem is None:
+        return f"read_parquet({literal_list(files.paths)}, union_by_name = true)"
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(
+        list(files.paths), schema=files.schema, format="parquet", filesystem=files.filesystem
+    )
+    con.register(name, dataset)
+    return f'"{name}"'
+
+
 @dataclass(frozen=True)
 class ParquetScan:
     """An input DuckDB reads straight from the Iceberg snapshot's Parquet data files.
@@ -98,27 +114,19 @@ class ParquetScan:
     with only the columns the query needs, so a 30M-row day is never materialized as Arrow.
     """
 
-    files: tuple[str, ...]
-    schema: pa.Schema  # the table's columns the read wants, in the table's schema order
+    files: DataFiles
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type) in the table's schema order
     where: str  # SQL predicate (the window), or "true"
 
-    def view_sql(self, con: duckdb.DuckDBPyConnection) -> str:
-        """The view's select: a column a file lacks (added later) reads as a typed null."""
-        present = {
-            row[0]
-            for row in con.sql(
-                "describe select * from read_parquet($files, union_by_name = true)",
-                params={"files": list(self.files)},
-            ).fetchall()
-        }
-        kinds = duckdb_types(con, self.schema)
+    def create_view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        source = files_relation(con, f"{name}__files", self.files)
+        present = {row[0] for row in con.sql(f"describe select * from {source}").fetchall()}
         select = ", ".join(
-            f'"{name}"' if name in present else f'null::{kinds[name]} as "{name}"'
-            for name in self.schema.names
+            f'"{column}"' if column in present else f'null::{kind} as "{column}"'
+            for column, kind in self.columns
         )
-        return (
-            f"select {select} from read_parquet({literal_list(self.files)}, union_by_name = true) "
-            f"where {self.where}"
+        con.execute(
+            f'create temp view "{name}" as select {select} from {source} where {self.where}'
         )
 
 
@@ -135,7 +143,7 @@ class SqlSession:
         self.inputs = dict(inputs)
         for name, table in inputs.items():
             if isinstance(table, ParquetScan):
-                self.con.execute(f'create temp view "{name}" as {table.view_sql(self.con)}')
+                table.create_view(self.con, name)
             else:
                 self.con.register(name, table)
 
@@ -187,15 +195,12 @@ class SqlSession:
             self.con, table, sql, bound, partition_by, replace=where, properties=properties
         )
         if files:
-            self.con.execute(
-                f"create or replace temp view model_output as "
-                f"select * from read_parquet({literal_list(files)})"
-            )
-        elif rows == 0:
+            written = lakehouse.data_files(lakehouse.load(table), files)
+            source = files_relation(self.con, "model_output__files", written)
+            self.con.execute(f"create or replace temp view model_output as select * from {source}")
+        else:
             empty = f"select * from ({sql}\n) limit 0"
             self.register("model_output", self.con.sql(empty, params=bound).to_arrow_table())
-        else:  # written by pyiceberg (object store): read back what the window holds now
-            self.register("model_output", lakehouse.scan(table, where))
         return rows
 
     def close(self) -> None:
@@ -264,16 +269,19 @@ def _parquet_scan(
     tasks = list(table.scan(row_filter=read.row_filter(window)).plan_files())
     if not tasks or any(task.delete_files for task in tasks):
         return None
-    if not all(t.file.file_path.startswith(("file:///", "/")) for t in tasks):
-        return None  # object stores: pyiceberg's FileIO knows the credentials, DuckDB does not
     arrow = schema_to_pyarrow(table.schema(), include_field_ids=False)
-    wanted = arrow if read.columns == ("*",) else pa.schema([arrow.field(c) for c in read.columns])
+    con = connect()
+    try:
+        kinds = duckdb_types(con, arrow)
+    finally:
+        con.close()
+    wanted = arrow.names if read.columns == ("*",) else list(read.columns)
     start = window[0] - dt.timedelta(days=read.lookback_days)
     end = window[1] + dt.timedelta(days=read.lookahead_days)
     column = f'"{read.window_column}"'
     return ParquetScan(
-        files=tuple(task.file.file_path.removeprefix("file://") for task in tasks),
-        schema=wanted,
+        files=lakehouse.data_files(table, [task.file.file_path for task in tasks]),
+        columns=tuple((name, kinds[name]) for name in wanted),
         where=f"{column} >= date '{start.isoformat()}' and {column} < date '{end.isoformat()}'",
     )
 

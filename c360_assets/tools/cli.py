@@ -8,11 +8,19 @@ import warnings
 from pathlib import Path
 
 from c360_assets.tools.instance import dagster_home
+from resources.private_files import private_dir
+
+
+def _landing_copy(folder: Path) -> Path:
+    """A landing zone c360 writes itself holds customers' data: created owner-only (an existing
+    folder, which source systems may share, keeps its mode)."""
+    return folder if folder.exists() else private_dir(folder)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from c360_assets.tools.generate import run_from_args
 
+    _landing_copy(Path(args.out))
     run_from_args(args)
     return 0
 
@@ -46,9 +54,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_stack(args: argparse.Namespace) -> int:
     from c360_assets.tools import stack
 
+    if args.workers is not None and not args.cluster:
+        print("c360 stack: --workers goes with --cluster", file=sys.stderr)
+        return 2
     try:
-        if args.action == "up":
-            stack.up()
+        if args.action in ("up", "install"):
+            # the flags choose the profile of `up`; the other actions use the last `up`'s
+            config = stack.StackConfig.from_env(cluster=args.cluster, workers=args.workers)
+            (stack.up if args.action == "up" else stack.install)(config)
         elif args.action == "down":
             stack.down()
         elif args.action == "status":
@@ -64,7 +77,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from c360_assets.tools.generate import generate_landing
 
-    landing = Path(os.environ.get("C360_LANDING_DIR", "./data/landing"))
+    landing = _landing_copy(Path(os.environ.get("C360_LANDING_DIR", "./data/landing")))
     if not any(landing.glob("*/*")) or args.regenerate:
         generate_landing(
             landing,
@@ -125,8 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--mermaid", action="store_true")
     graph.set_defaults(func=cmd_graph)
 
-    stack = sub.add_parser("stack", help="the serving stack: PostgreSQL catalog + Trino")
-    stack.add_argument("action", choices=["up", "down", "status", "env"])
+    stack = sub.add_parser(
+        "stack",
+        help="the serving stack: PostgreSQL catalog + Trino (--cluster: + object store, workers)",
+    )
+    stack.add_argument("action", choices=["up", "down", "status", "env", "install"])
+    stack.add_argument(
+        "--cluster",
+        action="store_true",
+        help="up/install: the warehouse on an S3 object store, a Trino coordinator + workers",
+    )
+    stack.add_argument("--workers", type=int, help="up --cluster: Trino workers (default 1)")
     stack.set_defaults(func=cmd_stack)
 
     bench = sub.add_parser("bench", help="benchmark c360 stage by stage against its peers")

@@ -4,6 +4,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from resources.private_files import private_dir
+
 DEFAULT_DAGSTER_HOME = "./data/dagster_home"
 MARKER = "# Written by c360"
 INSTANCE_YAML = f"""\
@@ -35,7 +37,7 @@ def dagster_home() -> Path:
     a local directory, so a local lock covers exactly what it guards.
     """
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(DEFAULT_DAGSTER_HOME).resolve())))
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)  # run logs and event metadata: owner-only
     with (home / ".c360-init.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         config = home / "dagster.yaml"

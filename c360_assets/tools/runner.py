@@ -75,7 +75,19 @@ def execute(
             key = evaluation.asset_check_key
             report.failed_checks.append(f"{key.asset_key.to_user_string()}:{key.name}")
     if not result.success:
-        report.failed_runs.append(label)
+        reason = _failure_reason(result)
+        report.failed_runs.append(f"{label}: {reason}" if reason else label)
+
+
+def _failure_reason(result: dg.ExecuteInProcessResult) -> str | None:
+    """The first failed step's error: the one Dagster's step error wraps (what went wrong)."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error is not None:
+            error = event.step_failure_data.error
+            while (error.cls_name or "").startswith("Dagster") and error.cause is not None:
+                error = error.cause
+            return f"{event.step_key}: {error.message.strip()}"
+    return None
 
 
 def fail_orphaned_runs(instance: dg.DagsterInstance, leases: Leases) -> list[str]:

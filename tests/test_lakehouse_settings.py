@@ -1,0 +1,96 @@
+"""How LakehouseResource and the stack are configured, and what they say when the catalog and
+the warehouse disagree (no server: the embedded catalog, a local warehouse)."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from c360_assets.lib.sqlmodel import connect
+from c360_assets.tools import stack
+from resources.lakehouse import LakehouseResource, MissingMetadataError
+from tests.lake import Lake
+
+
+def test_a_missing_metadata_file_names_the_table_and_the_path(lake: Lake) -> None:
+    con = connect()
+    con.register("rows", pa.table({"id": [1, 2, 3]}))
+    lake.lakehouse.write_query(con, "core.metadata_probe", "select * from rows")
+    con.close()
+    location = lake.lakehouse.load("core.metadata_probe").metadata_location
+    Path(location.removeprefix("file://")).unlink()
+
+    with pytest.raises(MissingMetadataError) as caught:
+        lake.lakehouse.scan("core.metadata_probe")
+
+    assert str(caught.value) == (
+        f"table core.metadata_probe: the catalog (c360) points at the metadata file {location}, "
+        "which the warehouse does not hold: the catalog and the warehouse disagree (restore the "
+        "file, or drop the table and rebuild it)"
+    )
+
+
+def test_object_store_settings_come_from_the_environment(monkeypatch, tmp_path) -> None:
+    env = {
+        "C360_CATALOG_URI": f"sqlite:///{tmp_path / 'catalog.db'}",
+        "C360_WAREHOUSE": "s3://lake/prefix",
+        "C360_S3_ENDPOINT": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "key-id",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+
+    lakehouse = LakehouseResource.from_env()
+
+    # Dagster's config holds the variables' names, never their values
+    assert isinstance(lakehouse.s3_secret_access_key, dg.EnvVar)
+    assert lakehouse.s3_secret_access_key.env_var_name == "AWS_SECRET_ACCESS_KEY"
+    assert lakehouse.s3_region is None
+    assert "s3cr3t" not in repr(lakehouse)
+    # the catalog gets the values (and a region: without one pyiceberg would ask AWS)
+    properties = lakehouse.catalog.properties
+    assert {name: properties.get(name) for name in properties if name.startswith("s3.")} == {
+        "s3.endpoint": "http://127.0.0.1:9",
+        "s3.access-key-id": "key-id",
+        "s3.secret-access-key": "s3cr3t",
+        "s3.region": "us-east-1",
+    }
+
+
+def test_the_stack_profile_is_the_last_ups(tmp_path) -> None:
+    base = {"C360_STACK_DIR": str(tmp_path / "stack"), "C360_WAREHOUSE": "s3://bucket/wh"}
+    assert not stack.StackConfig.from_env(base).cluster  # never brought up: local
+    (tmp_path / "stack").mkdir()
+    (tmp_path / "stack" / "profile.json").write_text(json.dumps({"cluster": True, "workers": 2}))
+
+    cfg = stack.StackConfig.from_env(base)
+
+    assert (cfg.cluster, cfg.workers, cfg.warehouse_uri, cfg.bucket) == (
+        True,
+        2,
+        "s3://bucket/wh",
+        "bucket",
+    )
+    # after 18080 (clients, HTTPS) and 18081 (the coordinator's internal HTTP)
+    assert [w.http_port for w in cfg.worker_nodes] == [18082, 18083]
+    assert [w.name for w in cfg.worker_nodes] == ["trino-worker-1", "trino-worker-2"]
+    local = stack.StackConfig.from_env(base, cluster=False)
+    with pytest.raises(
+        stack.StackError, match="C360_WAREHOUSE=s3://bucket/wh is on an object store"
+    ):
+        stack.env_lines(local)
+    default = stack.StackConfig.from_env({"C360_STACK_DIR": str(tmp_path / "x")}, cluster=True)
+    assert default.warehouse_uri == "s3://c360/warehouse"
+
+
+def test_up_warns_while_a_default_password_is_in_use(tmp_path) -> None:
+    env = {"C360_STACK_DIR": str(tmp_path), "C360_TRINO_PASSWORD": "chosen"}
+    warnings = stack.default_password_warnings(stack.StackConfig.from_env(env))
+    assert [w.split()[1] for w in warnings] == ["C360_PG_PASSWORD", "C360_TRINO_BI_PASSWORD"]
+    assert all(w.startswith("WARNING: ") for w in warnings)
+    chosen = {name: "not-a-default" for name in stack.DEV_SECRETS}
+    assert stack.default_password_warnings(stack.StackConfig.from_env({**env, **chosen})) == []
