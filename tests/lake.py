@@ -49,6 +49,15 @@ class Lake:
     def definitions(self) -> dg.Definitions:
         return build_definitions(self.lakehouse)
 
+    def sensor_context(self, cursor: str | None = None) -> dg.SensorEvaluationContext:
+        """A sensor tick on this lakehouse (its cursor: what the sensor's last tick stored)."""
+        return dg.build_sensor_context(
+            instance=self.instance,
+            cursor=cursor,
+            definitions=self.definitions(),
+            resources={"lakehouse": self.lakehouse},
+        )
+
     def run(self) -> RunReport:
         report = run_pipeline(self.definitions(), self.instance, all_models())
         assert report.ok, report

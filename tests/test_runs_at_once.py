@@ -209,7 +209,7 @@ def _backfill(instance: dg.DagsterInstance, defs: dg.Definitions, days: list[str
     daily = [
         key
         for key in graph.materializable_asset_keys
-        if graph.get(key).partitions_def == daily_partitions
+        if graph.get(key).partitions_def == daily_partitions()
     ]
     backfill_id = f"c360test{uuid.uuid4().hex[:8]}"
     instance.add_backfill(

@@ -3,15 +3,13 @@ mermaid picture for the README. ``c360 graph`` prints either."""
 
 import dagster as dg
 
-from c360_assets.lib.partitions import daily_partitions, monthly_partitions
-
 
 def _partitioning(spec_partitions: dg.PartitionsDefinition | None) -> str | None:
     if spec_partitions is None:
         return None
-    if spec_partitions == daily_partitions:
+    if isinstance(spec_partitions, dg.DailyPartitionsDefinition):
         return "daily"
-    if spec_partitions == monthly_partitions:
+    if isinstance(spec_partitions, dg.MonthlyPartitionsDefinition):
         return "monthly"
     return type(spec_partitions).__name__
 
