@@ -3,6 +3,7 @@
 import dagster as dg
 
 from c360_assets.defs.automation.jobs import build_jobs
+from c360_assets.defs.automation.maintenance import build_maintenance
 from c360_assets.defs.automation.sensors import build_sensors
 from c360_assets.defs.domains import ownership
 from c360_assets.defs.ingest.assets import ingest_landing
@@ -31,21 +32,23 @@ def build_definitions(
     from c360_assets.defs.serving import assets as serving
 
     models = all_models()
+    if trino is None and lakehouse is None:
+        trino = serving.trino_from_env()
+    maintenance_job, nightly = build_maintenance(models, with_trino=trino is not None)
     defs = dg.Definitions(
         assets=[
             ingest_landing,
             *(build_model_asset(m, ownership(m.domain)) for m in models),
             *close.assets(),
         ],
-        jobs=build_jobs(models),
+        jobs=[*build_jobs(models), maintenance_job],
         sensors=build_sensors(models),
+        schedules=[nightly],
         resources={"lakehouse": lakehouse or LakehouseResource.from_env()},
         # steps run one after another in the run's process: no per-step process start-up, and
         # no two steps of a run committing to the catalog at once
         executor=dg.in_process_executor,
     )
-    if trino is None and lakehouse is None:
-        trino = serving.trino_from_env()
     if trino is None:
         return defs
     return dg.Definitions.merge(defs, serving.serving_definitions(models, trino))

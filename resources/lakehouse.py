@@ -41,6 +41,9 @@ TABLE_PROPERTIES = {
     "commit.retry.num-retries": "12",
     "commit.retry.min-wait-ms": "50",
     "commit.retry.max-wait-ms": "5000",
+    # the metadata log keeps the last 10 metadata files (not 100): older ones are orphans that
+    # `c360 maintain` removes, so a table's metadata files stay few however often it is written
+    "write.metadata.previous-versions-max": "10",
 }
 
 

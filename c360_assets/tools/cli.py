@@ -43,6 +43,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_maintain(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from c360_assets.definitions import build_definitions
+    from c360_assets.defs.automation.maintenance import MAINTENANCE_JOB
+    from c360_assets.tools.maintain import print_report, run_config
+
+    dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        job = build_definitions().resolve_job_def(MAINTENANCE_JOB)
+        result = job.execute_in_process(
+            instance=instance,
+            run_config=run_config(args.keep_days, args.min_file_age_hours),
+            raise_on_error=False,
+        )
+    if not result.success:
+        print("c360 maintain failed: see the run's log in the Dagster UI", file=sys.stderr)
+        return 1
+    print_report(result.output_for_node("maintain_tables"))
+    return 0
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from c360_assets.tools import stack
 
@@ -116,6 +138,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--regenerate", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    maintain = sub.add_parser(
+        "maintain", help="compact small files, expire snapshots, remove orphans (no row changes)"
+    )
+    maintain.add_argument(
+        "--keep-days",
+        type=float,
+        default=7.0,
+        help="keep snapshots younger than this (default 7; 0 keeps only what is needed)",
+    )
+    maintain.add_argument(
+        "--min-file-age-hours",
+        type=float,
+        default=1.0,
+        help="leave files younger than this (a running writer's; default 1)",
+    )
+    maintain.set_defaults(func=cmd_maintain)
 
     from c360_assets.tools.close_month import add_close_month_command
 
