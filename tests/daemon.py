@@ -36,7 +36,7 @@ class Daemon:
                     "-w",
                     str(REPO / "workspace.yaml"),
                 ],
-                cwd=REPO,
+                cwd=root,  # not the repo: a developer's .env there is not the test's settings
                 env=dict(env if env is not None else os.environ),
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -34,7 +34,6 @@ from tests.stack_fixture import StackHandle
 
 pytestmark = pytest.mark.stack  # several c360 processes at once, for minutes
 
-REPO = Path(__file__).resolve().parent.parent
 # columns that say when a row was loaded, not what it holds
 LOAD_TIME = {"_ingested_at", "ingested_at", "detected_at", "batch_id", "file_mtime_ns"}
 TIMEOUT_S = 600
@@ -79,7 +78,7 @@ class Lakehouse:
         with log.open("w") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "c360_assets.tools.cli", "run", "--quiet"],
-                cwd=REPO,
+                cwd=self.root,  # not the repo: a developer's .env there is not the test's
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

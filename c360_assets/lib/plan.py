@@ -160,6 +160,7 @@ def within_partitions(
     parts = found.days if step == "daily" else found.months
     cursor = found.cursor
     horizon = dt.date.fromordinal(cursor[HORIZON]) if HORIZON in cursor else None
+    still_held = set()
     for name in [n for n in cursor if n.startswith(HELD)]:
         held = dt.date.fromisoformat(name.removeprefix(HELD))
         if horizon is None or held <= horizon:  # released by an earlier plan
@@ -168,7 +169,9 @@ def within_partitions(
             del cursor[name]
             parts.add(held)
             found.note([held], "its partition now exists")
-    found.held = {p for p in parts if p > last}
+        else:
+            still_held.add(held)
+    found.held = {p for p in parts if p > last} | still_held
     found.before_first = {p for p in parts if p < first}
     for held in found.held:
         cursor[HELD + held.isoformat()] = held.toordinal()

@@ -43,6 +43,8 @@ from c360_assets.lib.plan import load_cursor, save_cursor
 from resources.lakehouse import LakehouseResource
 from resources.leases import Leases, holder_id
 
+NEW_USAGE = "new usage events"  # jobs.REASONS of raw usage ingestion
+DAILY_MARKER = "fct_usage_daily"  # a day it has built is a day reported before
 HOLDER_TAG = "c360/holder"  # the liveness lease ("runner/<holder>") of the process running it
 # the runs' own event logs stay complete in the instance; the terminal shows warnings and up
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -220,8 +222,14 @@ def _run_stages(
         execute(defs, instance, "refresh_job", report, progress=progress)
     if not report.ok:
         return report
+    built_days = set(instance.get_materialized_partitions(dg.AssetKey(DAILY_MARKER)))
     for stage in STAGES:
         found = touched(instance, models, stage, load_cursor(instance, stage), now)
+        if stage == "daily":  # usage of a day built before is late usage
+            for day, reasons in found.why.items():
+                if NEW_USAGE in reasons and day.isoformat() in built_days:
+                    reasons.discard(NEW_USAGE)
+                    reasons.add("late usage events")
         parts = found.days if stage == "daily" else found.months
         ranges = contiguous_ranges(parts, stage)
         partial = partial_requests(found.partial, stage)
@@ -250,6 +258,34 @@ def _run_stages(
             return report  # the cursor stays: the next run retries these partitions
         save_cursor(instance, lakehouse, stage, found.cursor)
     return report
+
+
+def summary_lines(report: RunReport) -> list[str]:
+    """What was rebuilt and why, stage by stage (partition keys grouped by reason)."""
+    lines = []
+    for stage, parts in report.rebuilt.items():
+        lines.append(f"rebuilt {len(parts)} {stage} partition(s): {_shown(parts)}")
+        by_reason: dict[str, list[str]] = {}
+        for part in parts:
+            for reason in report.why.get(stage, {}).get(part, []):
+                by_reason.setdefault(reason, []).append(part)
+        lines += [f"  {reason}: {_shown(keys)}" for reason, keys in sorted(by_reason.items())]
+        by_assets: dict[str, list[str]] = {}
+        for part, names in report.partial.get(stage, {}).items():
+            by_assets.setdefault(", ".join(names), []).append(part)
+        lines += [
+            f"  only {names} (a backfill left them out): {_shown(keys)}"
+            for names, keys in sorted(by_assets.items())
+        ]
+        if report.held.get(stage):
+            lines.append(f"  waiting for their partition to exist: {_shown(report.held[stage])}")
+    return lines
+
+
+def _shown(parts: list[str], most: int = 8) -> str:
+    return (
+        ", ".join(parts[:most]) + (f" … ({len(parts)} in all)" if len(parts) > most else "") or "-"
+    )
 
 
 def refresh_bi_views(defs: dg.Definitions, instance: dg.DagsterInstance) -> bool | None:
