@@ -339,4 +339,6 @@ class LakehouseResource(dg.ConfigurableResource):
         data = _normalize_arrow(data)
         table = self.ensure_table(identifier, data.schema, partition_by)
         ordered = data.select([c for c in table.schema().column_names if c in data.column_names])
-        table.overwrite(ordered, overwrite_filter=where, snapshot_properties=properties or {})
+        with warnings.catch_warnings():  # a first write replaces nothing: expected
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            table.overwrite(ordered, overwrite_filter=where, snapshot_properties=properties or {})

@@ -15,7 +15,7 @@ def _partitioning(spec_partitions: dg.PartitionsDefinition | None) -> str | None
 
 
 def graph_snapshot(defs: dg.Definitions) -> dict:
-    """asset key -> group, deps, partitioning and checks; sensors and jobs by name."""
+    """asset key -> group, deps, partitioning and checks; jobs, sensors and schedules by name."""
     graph = defs.resolve_asset_graph()
     assets = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
@@ -30,6 +30,7 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
         "assets": assets,
         "jobs": sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")),
         "sensors": sorted(s.name for s in defs.sensors or []),
+        "schedules": sorted(s.name for s in defs.schedules or []),
     }
 
 
