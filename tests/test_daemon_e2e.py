@@ -2,17 +2,14 @@
 file is picked up by the sensors alone and exactly its day is rebuilt; a backfill of one asset,
 launched as the UI launches it, reaches the assets below it through the sensors."""
 
-import time
-import uuid
-
 import dagster as dg
 import pytest
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.scheduler.instigation import InstigatorType
 
 from c360_assets.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 from c360_assets.tools.instance import dagster_home
-from tests.daemon import Daemon, idle
+from tests.daemon import Daemon, idle, launch_backfill
 from tests.records import event
 from tests.test_usage_pipeline import facts
 
@@ -64,23 +61,7 @@ def done(instance: dg.DagsterInstance, backfill_id: str) -> bool:
 
 def _backfill(instance, defs, assets: list[str], partitions: list[str]) -> str:
     """Launch a backfill of ``assets`` alone, as the UI's "Materialize" does."""
-    backfill_id = f"c360test{uuid.uuid4().hex[:8]}"
-    instance.add_backfill(
-        PartitionBackfill.from_asset_partitions(
-            backfill_id=backfill_id,
-            asset_graph=defs.resolve_asset_graph(),
-            partition_names=partitions,
-            asset_selection=[dg.AssetKey(a) for a in assets],
-            backfill_timestamp=time.time(),
-            tags={},
-            dynamic_partitions_store=instance,
-            all_partitions=False,
-            title=None,
-            description=None,
-            run_config=None,
-        )
-    )
-    return backfill_id
+    return launch_backfill(instance, defs, [dg.AssetKey(a) for a in assets], partitions)
 
 
 def test_daemon_takes_over_from_a_run_and_backfills_reach_downstream(lake, monkeypatch):

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.execution.backfill import BulkActionStatus
 
 from c360_assets.definitions import build_definitions
 from c360_assets.lib.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from c360_assets.tools.generate import generate_landing
 from c360_assets.tools.instance import dagster_home
 from resources.lakehouse import LakehouseResource
-from tests.daemon import Daemon, idle
+from tests.daemon import Daemon, idle, launch_backfill
 from tests.stack_fixture import StackHandle
 
 pytestmark = pytest.mark.stack  # several c360 processes at once, for minutes
@@ -210,23 +210,7 @@ def _backfill(instance: dg.DagsterInstance, defs: dg.Definitions, days: list[str
         for key in graph.materializable_asset_keys
         if graph.get(key).partitions_def == daily_partitions()
     ]
-    backfill_id = f"c360test{uuid.uuid4().hex[:8]}"
-    instance.add_backfill(
-        PartitionBackfill.from_asset_partitions(
-            backfill_id=backfill_id,
-            asset_graph=graph,
-            partition_names=days,
-            asset_selection=daily,
-            backfill_timestamp=time.time(),
-            tags={},
-            dynamic_partitions_store=instance,
-            all_partitions=False,
-            title=None,
-            description=None,
-            run_config=None,
-        )
-    )
-    return backfill_id
+    return launch_backfill(instance, defs, daily, days)
 
 
 def test_a_run_beside_the_sensors_and_a_backfill_in_concurrent_runs(

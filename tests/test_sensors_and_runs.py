@@ -58,13 +58,18 @@ def _launch(lake, job: str, requests) -> None:
         assert result.success
 
 
-def test_sensors_after_a_run_launch_nothing_and_a_run_after_the_sensors_builds_nothing(lake):
+def _three_days_built(lake) -> None:
+    """Usage on 10-01..10-03, built by `c360 run`."""
     lake.drop(
         "usage_events",
         "u.jsonl",
         [event(event_id=f"e{d}", occurred_at=f"2026-10-0{d}T08:00:00Z") for d in (1, 2, 3)],
     )
     lake.run()
+
+
+def test_sensors_after_a_run_launch_nothing_and_a_run_after_the_sensors_builds_nothing(lake):
+    _three_days_built(lake)
     ticks: dict[str, str] = {}  # each sensor's cursor, as the daemon keeps it
     for name in SENSORS:  # the first ticks after `c360 run`: nothing to launch
         result, _ = _tick(lake, name, ticks)
@@ -101,12 +106,7 @@ def _backfill(lake, job: str, assets: list[str], first: str, last: str, step: st
 
 
 def test_a_backfill_of_one_asset_reaches_the_assets_below_it(lake):
-    lake.drop(
-        "usage_events",
-        "u.jsonl",
-        [event(event_id=f"e{d}", occurred_at=f"2026-10-0{d}T08:00:00Z") for d in (1, 2, 3)],
-    )
-    lake.run()
+    _three_days_built(lake)
     ticks: dict[str, str] = {}  # each sensor's cursor, as the daemon keeps it
     # fct_usage_daily alone for 10-01..10-02: usage_anomalies is due for those days (and only
     # it: stg_usage_events is above), then October for the monthly models

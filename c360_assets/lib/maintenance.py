@@ -45,7 +45,7 @@ from c360_assets.lib.incremental import WATERMARK
 from c360_assets.lib.ingest import LANDING_FILES_TABLE
 from c360_assets.lib.sqlmodel import Read, between, open_model_session
 from c360_assets.lib.tablestats import TableStats, partition_value, table_files
-from resources.lakehouse import NAMESPACES, LakehouseResource
+from resources.lakehouse import ALL_ROWS, NAMESPACES, LakehouseResource
 from resources.trino import TrinoResource
 
 LEDGER_PREFIX = "c360.files."  # lib/ingest.ledger_key
@@ -245,7 +245,7 @@ class LocalEngine:
                 self.lakehouse,
                 identifier,
                 "select * from kept_rows",
-                where if where is not None else _all_rows(),
+                where if where is not None else ALL_ROWS,
                 (column,) if column else (),
                 props,
             )
@@ -314,12 +314,6 @@ def _stamp(table: Table, props: dict[str, str]) -> None:
         return
     with table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append():
         pass
-
-
-def _all_rows():
-    from pyiceberg.expressions import AlwaysTrue
-
-    return AlwaysTrue()
 
 
 # -- files on disk ------------------------------------------------------------------------------
