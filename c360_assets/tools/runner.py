@@ -232,7 +232,7 @@ def _run_stages(
                     reasons.add("late usage events")
         parts = found.days if stage == "daily" else found.months
         ranges = contiguous_ranges(parts, stage)
-        partial = partial_requests(found.partial, stage)
+        partial = partial_requests(found.partial)
         total, done = len(parts) + sum(len(p) for _, p in partial), 0
         for first, last in ranges:
             tags = range_tags(first, last, stage)

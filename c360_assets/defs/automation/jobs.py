@@ -14,6 +14,10 @@ Days touched come from the ``touched_dates`` metadata of usage ingestion and of 
 models whose change re-derives past days (identity, subscription coverage).
 Months touched come from ``touched_months`` metadata (billing ingestion, unpartitioned models
 such as the customer dimension) and from the month of every daily partition rebuilt.
+A run that materialized a model's partition without the models of the same partitioning below
+it (a backfill of one asset from the UI) makes those models due for that partition (``partial``:
+runs of those assets only); an unpartitioned model materialized that way makes the refresh due.
+Partitions past the last one wait in the cursor until they exist (``plan.within_partitions``).
 """
 
 import datetime as dt

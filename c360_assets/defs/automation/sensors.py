@@ -54,7 +54,7 @@ def _published_listing(instance: dg.DagsterInstance) -> str | None:
     return instance.run_storage.get_cursor_values({LISTING_KEY}).get(LISTING_KEY)
 
 
-def partial_requests(partial: Mapping, stage: str) -> list[tuple[frozenset[str], list]]:
+def partial_requests(partial: Mapping) -> list[tuple[frozenset[str], list]]:
     """Partitions where only some assets are due, grouped by those assets (sorted)."""
     groups: dict[frozenset[str], list] = {}
     for part, names in sorted(partial.items()):
@@ -124,7 +124,7 @@ def build_sensors(models: Sequence[Model]) -> list[dg.SensorDefinition]:
                 dg.RunRequest(run_key=key(first, end), tags=range_tags(first, end, stage))
                 for first, end in contiguous_ranges(parts, stage)
             ]
-            for names, keys in partial_requests(found.partial, stage):
+            for names, keys in partial_requests(found.partial):
                 requests += [
                     dg.RunRequest(
                         run_key=key(first, end, names),
