@@ -1,13 +1,12 @@
 """Assemble the Dagster definitions from the domain modules (called lazily, never at import)."""
 
-import datetime as dt
-
 import dagster as dg
 
 from c360_assets.defs.automation.jobs import build_jobs
+from c360_assets.defs.automation.maintenance import build_maintenance
 from c360_assets.defs.automation.sensors import build_sensors
+from c360_assets.defs.domains import ownership
 from c360_assets.defs.ingest.assets import ingest_landing
-from c360_assets.defs.ingest.sources import USAGE
 from c360_assets.lib.models import Model, build_model_asset
 from resources.lakehouse import LakehouseResource
 from resources.trino import TrinoResource
@@ -24,17 +23,6 @@ def all_models() -> tuple[Model, ...]:
     return usage.MODELS + customers.MODELS + billing.MODELS + risk.MODELS + close.MODELS
 
 
-def freshness_checks() -> list[dg.AssetChecksDefinition]:
-    """Usage must have landed within the last 26 hours (a WARN: it watches the wall clock)."""
-    return list(
-        dg.build_last_update_freshness_checks(
-            assets=[dg.AssetKey(USAGE.asset_name)],
-            lower_bound_delta=dt.timedelta(hours=26),
-            severity=dg.AssetCheckSeverity.WARN,
-        )
-    )
-
-
 def build_definitions(
     lakehouse: LakehouseResource | None = None, trino: TrinoResource | None = None
 ) -> dg.Definitions:
@@ -44,24 +32,23 @@ def build_definitions(
     from c360_assets.defs.serving import assets as serving
 
     models = all_models()
-    freshness = freshness_checks()
+    if trino is None and lakehouse is None:
+        trino = serving.trino_from_env()
+    maintenance_job, nightly = build_maintenance(models, with_trino=trino is not None)
     defs = dg.Definitions(
-        assets=[ingest_landing, *(build_model_asset(m) for m in models), *close.ASSETS],
-        asset_checks=freshness,
-        jobs=build_jobs(models),
-        sensors=[
-            *build_sensors(models),
-            dg.build_sensor_for_freshness_checks(
-                freshness_checks=freshness, default_status=dg.DefaultSensorStatus.RUNNING
-            ),
+        assets=[
+            ingest_landing,
+            *(build_model_asset(m, ownership(m.domain)) for m in models),
+            *close.assets(),
         ],
+        jobs=[*build_jobs(models), maintenance_job],
+        sensors=build_sensors(models),
+        schedules=[nightly],
         resources={"lakehouse": lakehouse or LakehouseResource.from_env()},
         # steps run one after another in the run's process: no per-step process start-up, and
         # no two steps of a run committing to the catalog at once
         executor=dg.in_process_executor,
     )
-    if trino is None and lakehouse is None:
-        trino = serving.trino_from_env()
     if trino is None:
         return defs
     return dg.Definitions.merge(defs, serving.serving_definitions(models, trino))

@@ -56,6 +56,9 @@ TABLE_PROPERTIES = {
     "commit.retry.num-retries": "12",
     "commit.retry.min-wait-ms": "50",
     "commit.retry.max-wait-ms": "5000",
+    # the metadata log keeps the last 10 metadata files (not 100): older ones are orphans that
+    # `c360 maintain` removes, so a table's metadata files stay few however often it is written
+    "write.metadata.previous-versions-max": "10",
 }
 # Columns masked for BI users (c360_assets/tools/stack_templates/rules.json): their values never
 # go into table metadata. Iceberg keeps per-file bounds of every column in the manifests, which
@@ -477,4 +480,6 @@ class LakehouseResource(dg.ConfigurableResource):
         data = _normalize_arrow(data)
         table = self.ensure_table(identifier, data.schema, partition_by)
         ordered = data.select([c for c in table.schema().column_names if c in data.column_names])
-        table.overwrite(ordered, overwrite_filter=where, snapshot_properties=properties or {})
+        with warnings.catch_warnings():  # a first write replaces nothing: expected
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            table.overwrite(ordered, overwrite_filter=where, snapshot_properties=properties or {})

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class Daemon:
                     "-w",
                     str(REPO / "workspace.yaml"),
                 ],
-                cwd=REPO,
+                cwd=root,  # not the repo: a developer's .env there is not the test's settings
                 env=dict(env if env is not None else os.environ),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -66,3 +67,32 @@ class Daemon:
 def idle(instance: dg.DagsterInstance) -> bool:
     """No run queued or in progress."""
     return not instance.get_runs(filters=dg.RunsFilter(statuses=BUSY))
+
+
+def launch_backfill(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    assets: list[dg.AssetKey],
+    partitions: list[str],
+) -> str:
+    """Launch a backfill of ``assets`` over ``partitions``, as the UI's "Materialize" does (the
+    daemon runs it); returns its id."""
+    from dagster._core.execution.backfill import PartitionBackfill
+
+    backfill_id = f"c360test{uuid.uuid4().hex[:8]}"
+    instance.add_backfill(
+        PartitionBackfill.from_asset_partitions(
+            backfill_id=backfill_id,
+            asset_graph=defs.resolve_asset_graph(),
+            partition_names=partitions,
+            asset_selection=assets,
+            backfill_timestamp=time.time(),
+            tags={},
+            dynamic_partitions_store=instance,
+            all_partitions=False,
+            title=None,
+            description=None,
+            run_config=None,
+        )
+    )
+    return backfill_id

@@ -15,8 +15,7 @@ import dagster as dg
 import pytest
 
 from c360_assets.definitions import all_models, build_definitions
-from c360_assets.lib.ingest import LANDING_FILES_TABLE, ingest_source
-from c360_assets.lib.partitions import accepted_date_range
+from c360_assets.lib.ingest import ANY_DATE, LANDING_FILES_TABLE, ingest_source
 from c360_assets.lib.sources import Source
 from c360_assets.tools.runner import RunReport, run_pipeline
 from resources.lakehouse import LakehouseResource
@@ -60,6 +59,15 @@ class Lake:
     def definitions(self) -> dg.Definitions:
         """The definitions over this lakehouse, built once (and their jobs resolved once)."""
         return self._definitions
+
+    def sensor_context(self, cursor: str | None = None) -> dg.SensorEvaluationContext:
+        """A sensor tick on this lakehouse (its cursor: what the sensor's last tick stored)."""
+        return dg.build_sensor_context(
+            instance=self.instance,
+            cursor=cursor,
+            definitions=self.definitions(),
+            resources={"lakehouse": self.lakehouse},
+        )
 
     def run(self) -> RunReport:
         report = run_pipeline(self.definitions(), self.instance, all_models())
@@ -133,4 +141,4 @@ def ingest_interrupted_before_the_file_log(
     with monkeypatch.context() as patched:
         patched.setattr(LakehouseResource, "write_query", interrupted)
         with pytest.raises(RuntimeError, match="interrupted"):
-            ingest_source(lake.lakehouse, source, accepted_date_range())
+            ingest_source(lake.lakehouse, source, ANY_DATE)

@@ -20,9 +20,11 @@ import pytest
 
 from c360_assets.defs.ingest.sources import USAGE
 from c360_assets.lib.ingest import _validate_file
-from c360_assets.lib.partitions import accepted_date_range
 from c360_assets.lib.sqlmodel import connect
 from tests.test_ingest_validation import _validate_lines
+
+# the partition range both paths judge event dates by (as test_ingest_validation's SQL path)
+PARTITION_RANGE = (dt.date(2024, 1, 1), dt.date(2030, 12, 31))
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def _sql(lines: list[str], canonical_path: bool) -> list[dict]:
 def _file(path: Path) -> list[dict]:
     """Every record of a landing file through ingestion's file path, in line order."""
     accepted, quarantined, _ = _validate_file(
-        connect(), USAGE, path, "sha", path.name, utc(2026, 11, 1), accepted_date_range()
+        connect(), USAGE, path, "sha", path.name, utc(2026, 11, 1), PARTITION_RANGE
     )
     rows = {r["_source_line"]: {"reason": None, **r} for r in accepted.to_pylist()}
     rows |= {r["source_line"]: {"reason": r["reason"]} for r in quarantined.to_pylist()}

@@ -23,19 +23,18 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.execution.backfill import BulkActionStatus
 
 from c360_assets.definitions import build_definitions
 from c360_assets.lib.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from c360_assets.tools.generate import generate_landing
 from c360_assets.tools.instance import dagster_home
 from resources.lakehouse import LakehouseResource
-from tests.daemon import Daemon, idle
+from tests.daemon import Daemon, idle, launch_backfill
 from tests.stack_fixture import StackHandle
 
 pytestmark = pytest.mark.stack  # several c360 processes at once, for minutes
 
-REPO = Path(__file__).resolve().parent.parent
 # columns that say when a row was loaded, not what it holds
 LOAD_TIME = {"_ingested_at", "ingested_at", "detected_at", "batch_id", "file_mtime_ns"}
 TIMEOUT_S = 600
@@ -80,7 +79,7 @@ class Lakehouse:
         with log.open("w") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "c360_assets.tools.cli", "run", "--quiet"],
-                cwd=REPO,
+                cwd=self.root,  # not the repo: a developer's .env there is not the test's
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -210,25 +209,9 @@ def _backfill(instance: dg.DagsterInstance, defs: dg.Definitions, days: list[str
     daily = [
         key
         for key in graph.materializable_asset_keys
-        if graph.get(key).partitions_def == daily_partitions
+        if graph.get(key).partitions_def == daily_partitions()
     ]
-    backfill_id = f"c360test{uuid.uuid4().hex[:8]}"
-    instance.add_backfill(
-        PartitionBackfill.from_asset_partitions(
-            backfill_id=backfill_id,
-            asset_graph=graph,
-            partition_names=days,
-            asset_selection=daily,
-            backfill_timestamp=time.time(),
-            tags={},
-            dynamic_partitions_store=instance,
-            all_partitions=False,
-            title=None,
-            description=None,
-            run_config=None,
-        )
-    )
-    return backfill_id
+    return launch_backfill(instance, defs, daily, days)
 
 
 FACTS = dg.AssetKey("fct_usage_daily")

@@ -169,17 +169,8 @@ def test_late_file_rebuilds_only_its_day_via_sensor(lake):
     defs = lake.definitions()
     ingest = defs.resolve_job_def("ingest_job")
     daily_sensor = defs.resolve_sensor_def("daily_partitions_sensor")
-    # the sensor's first tick starts from the already-handled state
-    cursor = json.dumps(
-        {
-            "raw_usage_events": max(
-                r.storage_id
-                for r in lake.instance.fetch_materializations(
-                    dg.AssetKey("raw_usage_events"), limit=100
-                ).records
-            ),
-        }
-    )
+    # the sensor's first tick starts from what lake.run() built (the cursor they share)
+    assert isinstance(daily_sensor(lake.sensor_context()), dg.SkipReason)
     # two ingestions between ticks: a late event for 10-02, then one for 10-05
     lake.drop(
         "usage_events",
@@ -196,15 +187,14 @@ def test_late_file_rebuilds_only_its_day_via_sensor(lake):
 
     # usage ingestion feeds no unpartitioned model: nothing to refresh, nothing held back
     refresh_sensor = defs.resolve_sensor_def("refresh_sensor")
-    tick = dg.build_sensor_context(instance=lake.instance, definitions=defs)
-    assert isinstance(refresh_sensor(tick), dg.SkipReason)
-    context = dg.build_sensor_context(instance=lake.instance, cursor=cursor, definitions=defs)
+    assert isinstance(refresh_sensor(lake.sensor_context()), dg.SkipReason)
+    context = lake.sensor_context()
     requests = daily_sensor(context)
     ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests)
     assert ranges == [("2026-10-02", "2026-10-02"), ("2026-10-05", "2026-10-05")]
     assert len({r.run_key for r in requests}) == 2
     # a second tick with the advanced cursor requests nothing
-    again = dg.build_sensor_context(instance=lake.instance, cursor=context.cursor, definitions=defs)
+    again = lake.sensor_context(context.cursor)
     assert isinstance(daily_sensor(again), dg.SkipReason)
 
     for first, last in ranges:  # what the daemon launches
@@ -263,9 +253,9 @@ def test_usage_waits_for_the_refresh_a_billing_file_needs(lake):
     defs = lake.definitions()
     daily_sensor = defs.resolve_sensor_def("daily_partitions_sensor")
     refresh_sensor = defs.resolve_sensor_def("refresh_sensor")
-    # a first tick re-requests what lake.run() built; only its cursor matters here
-    first = dg.build_sensor_context(instance=lake.instance, definitions=defs)
-    daily_sensor(first)
+    # a first tick finds what lake.run() built already built (the cursor they share)
+    first = lake.sensor_context()
+    assert isinstance(daily_sensor(first), dg.SkipReason)
     lake.drop(
         "usage_events",
         "d2.jsonl",
@@ -287,9 +277,9 @@ def test_usage_waits_for_the_refresh_a_billing_file_needs(lake):
     assert defs.resolve_job_def("ingest_job").execute_in_process(instance=lake.instance).success
 
     # a billing file can remap tenants: the new usage day waits for the refresh
-    context = dg.build_sensor_context(instance=lake.instance, cursor=first.cursor, definitions=defs)
+    context = lake.sensor_context(first.cursor)
     assert isinstance(daily_sensor(context), dg.SkipReason)
-    tick = dg.build_sensor_context(instance=lake.instance, definitions=defs)
+    tick = lake.sensor_context()
     request = refresh_sensor(tick)
     assert isinstance(request, dg.RunRequest)
     assert refresh_sensor(tick).run_key == request.run_key  # the same request, deduplicated
@@ -302,9 +292,7 @@ def test_usage_waits_for_the_refresh_a_billing_file_needs(lake):
 
     assert defs.resolve_job_def("refresh_job").execute_in_process(instance=lake.instance).success
     assert isinstance(refresh_sensor(tick), dg.SkipReason)
-    context = dg.build_sensor_context(
-        instance=lake.instance, cursor=context.cursor, definitions=defs
-    )
+    context = lake.sensor_context(context.cursor)
     ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in daily_sensor(context))
     assert ranges == [("2026-10-02", "2026-10-02")]
 

@@ -4,37 +4,29 @@ mermaid picture for the README. ``c360 graph`` prints either."""
 import dagster as dg
 
 from c360_assets.lib.models import SEVERITY_METADATA
-from c360_assets.lib.partitions import daily_partitions, monthly_partitions
-
-# Dagster's own freshness checks carry this metadata and no c360 severity: c360 builds them WARN
-# (definitions.freshness_checks)
-FRESHNESS_METADATA = "dagster/freshness_params"
 
 
 def _partitioning(spec_partitions: dg.PartitionsDefinition | None) -> str | None:
     if spec_partitions is None:
         return None
-    if spec_partitions == daily_partitions:
+    if isinstance(spec_partitions, dg.DailyPartitionsDefinition):
         return "daily"
-    if spec_partitions == monthly_partitions:
+    if isinstance(spec_partitions, dg.MonthlyPartitionsDefinition):
         return "monthly"
     return type(spec_partitions).__name__
 
 
 def _check(spec: dg.AssetCheckSpec) -> dict:
     """Whether a check blocks downstream assets, and the severity of its failures."""
-    if SEVERITY_METADATA in spec.metadata:
-        severity = spec.metadata[SEVERITY_METADATA]
-    elif FRESHNESS_METADATA in spec.metadata:
-        severity = "WARN"
-    else:
+    if SEVERITY_METADATA not in spec.metadata:
         raise ValueError(f"check {spec.key.to_user_string()} declares no severity")
+    severity = spec.metadata[SEVERITY_METADATA]
     return {"blocking": spec.blocking, "severity": getattr(severity, "value", severity)}
 
 
 def graph_snapshot(defs: dg.Definitions) -> dict:
-    """asset key -> group, deps, partitioning and checks (blocking, severity); sensors and jobs
-    by name."""
+    """asset key -> group, deps, partitioning and checks (blocking, severity); jobs, sensors and
+    schedules by name."""
     graph = defs.resolve_asset_graph()
     assets = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
@@ -52,6 +44,7 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
         "assets": assets,
         "jobs": sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")),
         "sensors": sorted(s.name for s in defs.sensors or []),
+        "schedules": sorted(s.name for s in defs.schedules or []),
     }
 
 

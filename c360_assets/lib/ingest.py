@@ -1036,6 +1036,10 @@ def _in_order(fn: Callable, jobs: list[tuple], workers: int) -> Iterator:
             yield running.popleft().result()
 
 
+# every event date is accepted: a row whose day has no partition yet waits in raw
+ANY_DATE = (dt.date.min, dt.date.max)
+
+
 def ingest_source(
     lakehouse: LakehouseResource,
     source: Source,

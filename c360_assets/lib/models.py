@@ -9,8 +9,10 @@ partition of the Iceberg table, and reports row counts and check results.
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -19,8 +21,15 @@ import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 
 from c360_assets.lib import incremental
-from c360_assets.lib.partitions import BACKFILL_RUN_SIZE, PARTITIONS, advance, month_of, window_of
+from c360_assets.lib.partitions import (
+    BACKFILL_RUN_SIZE,
+    advance,
+    month_of,
+    partitions_def,
+    window_of,
+)
 from c360_assets.lib.sqlmodel import (
+    SQL_DIR,
     Read,
     SqlSession,
     between,
@@ -28,6 +37,7 @@ from c360_assets.lib.sqlmodel import (
     open_model_session,
     sql_text,
 )
+from c360_assets.lib.tablestats import column_schema, partition_row_counts, table_row_count
 from resources.lakehouse import LakehouseResource
 
 Layer = Literal["staging", "core", "marts"]  # the namespace, the asset group
@@ -531,8 +541,115 @@ def _window_metadata(window: tuple[dt.date, dt.date] | None) -> dict:
     return {"window_start": window[0].isoformat(), "window_end": window[1].isoformat()}
 
 
-def build_model_asset(model: Model) -> dg.AssetsDefinition:
-    partitions_def = PARTITIONS.get(model.partitioning) if model.partitioning else None
+def sql_description(sql: str) -> str:
+    """The SQL file's header comment as Markdown: the ``--`` markers gone, each paragraph one
+    block, indented or ``-``/``1.`` lines as list items (deeper-indented lines continue them)."""
+    blocks: list[list[str]] = []
+    item_indent = None  # the indentation of the current list item, None in a paragraph
+    for line in sql.splitlines():
+        if not line.startswith("--"):
+            break
+        text = line[2:].removeprefix(" ")
+        stripped = text.lstrip()
+        indent = len(text) - len(stripped)
+        if not stripped:
+            item_indent = None
+            blocks.append([])
+        elif item_indent is not None and indent > item_indent:
+            blocks[-1][-1] += " " + stripped  # continues the item
+        elif indent >= 2 or re.match(r"(- |\d+\. )", stripped):
+            if item_indent is None:
+                blocks.append([])
+            item_indent = indent
+            if not re.match(r"(- |\d+\. )", stripped):  # "term   meaning" -> "- `term` meaning"
+                stripped = "- " + re.sub(r"^(\S+)\s{2,}", r"`\1` ", stripped)
+            blocks[-1].append(stripped)
+        elif item_indent is not None or not blocks:
+            item_indent = None
+            blocks.append([stripped])
+        else:
+            blocks[-1][-1] += " " + stripped  # continues the paragraph
+    return "\n\n".join("\n".join(b) for b in blocks if b)
+
+
+# Dagster marks these beta; c360 uses them on purpose (a backfill split into runs of a few
+# partitions; a link from each asset to its SQL file), so their warnings say nothing new.
+DELIBERATE_BETAS = (
+    "Parameter `backfill_policy` of function `asset`",
+    "Class `LocalFileCodeReference`",
+    "Class `CodeReferencesMetadataValue`",
+)
+
+
+@contextmanager
+def deliberate_betas() -> Iterator[None]:
+    """Silence Dagster's BetaWarning for exactly ``DELIBERATE_BETAS``, for a block."""
+    with warnings.catch_warnings():
+        for api in DELIBERATE_BETAS:
+            warnings.filterwarnings(
+                "ignore", message=re.escape(api) + " is currently in beta", category=dg.BetaWarning
+            )
+        yield
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Who answers for a domain's assets and how the UI groups them (``defs/domains.py``)."""
+
+    owners: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def trino_table_name(table: str) -> str:
+    """The name BI tools query a table by (Trino's ``iceberg`` catalog, CONTRACT section 3)."""
+    return f"iceberg.{table}"
+
+
+def _definition_metadata(model: Model) -> dict:
+    sql_file = SQL_DIR / f"{model.sql_path}.sql"
+    references = dg.CodeReferencesMetadataValue(
+        code_references=[
+            dg.LocalFileCodeReference(
+                file_path=str(sql_file), line_number=1, label=f"sql/{model.sql_path}.sql"
+            )
+        ]
+    )
+    return {
+        "table": model.table,
+        "grain": ", ".join(model.grain),
+        "dagster/table_name": trino_table_name(model.table),
+        "dagster/code_references": references,
+    }
+
+
+def _partition_metadata(
+    context: dg.AssetExecutionContext, lakehouse: LakehouseResource, model: Model, steps, checks
+) -> None:
+    """``dagster/row_count`` of every partition of the run as the table holds it now, and the
+    violations each check found in a partition built alone (per-partition plots)."""
+    if model.partitioning is None or model.partition_column is None:
+        raise ValueError(f"{model.name}: per-partition metadata of an unpartitioned model")
+    keys = context.partition_keys
+    run_window = window_of(context)
+    counts = partition_row_counts(lakehouse, model.table, model.partition_column, run_window)
+    for key in keys:
+        context.add_asset_metadata(
+            {"dagster/row_count": counts.get(dt.date.fromisoformat(key), 0)}, partition_key=key
+        )
+    for step, results in zip(steps, checks, strict=False):
+        key = step.window[0].isoformat() if step.window else None
+        one = step.window and advance(step.window[0], model.partitioning) == step.window[1]
+        if key in keys and one and step.series is None:
+            context.add_asset_metadata(_violations(results), partition_key=key)
+
+
+def _violations(results: list[dg.AssetCheckResult]) -> dict[str, int]:
+    counts = {f"violations/{r.check_name}": r.metadata["violations"].value for r in results}
+    return {name: value for name, value in counts.items() if isinstance(value, int)}
+
+
+def build_model_asset(model: Model, ownership: Ownership | None = None) -> dg.AssetsDefinition:
+    ownership = ownership or Ownership()
     check_specs = [
         check_spec(
             "grain_is_unique", model.name, f"one row per ({', '.join(model.grain)})", True, "ERROR"
@@ -547,52 +664,65 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
         if read.table != model.table:
             by_table.setdefault(read.table, _dep(model, read))
     deps = [*by_table.values(), *(dg.AssetDep(name) for name in model.extra_deps)]
-    description = model.description or sql_text(model.sql_path).split("\nwith", 1)[0]
+    description = model.description or sql_description(sql_text(model.sql_path))
 
-    @dg.asset(
-        name=model.name,
-        group_name=model.layer,
-        partitions_def=partitions_def,
-        # a backfill of many partitions becomes several runs that the run queue runs at once
-        backfill_policy=(
-            dg.BackfillPolicy.multi_run(BACKFILL_RUN_SIZE[model.partitioning])
-            if model.partitioning
-            else None
-        ),
-        deps=deps,
-        check_specs=check_specs,
-        kinds={"duckdb", "iceberg"},
-        description=description,
-        metadata={"table": model.table, "grain": ", ".join(model.grain)},
-    )
-    def _asset(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
-        with ExitStack() as whole:
-            if not partition_local(model):  # planned from the table's state: one build at a time
-                whole.enter_context(lakehouse.lease(model.table, on_wait=context.log.info))
-            steps, extra = build_steps(context, lakehouse, model)
-            rows, per_chunk = 0, []
-            for step in steps:
-                with ExitStack() as held:
-                    for name in step_leases(model, step):
-                        held.enter_context(lakehouse.lease(name, on_wait=context.log.info))
-                    written, checks, step_extra = _build(lakehouse, model, step)
-                rows += written
-                per_chunk.append(checks)
-                extra.update(step_extra)
-                what = "changed series of" if step.series is not None else "all of"
-                context.log.info(
-                    f"{model.table}: wrote {written} rows for {what} {step.window or 'all'}"
-                )
-        if not per_chunk:  # nothing changed that this build depends on
-            stored = window_of(context) if model.partitioning else None
-            per_chunk.append(check_stored_partition(lakehouse, model, stored))
-            if model.after_write is not None:
-                extra.update(model.after_write.nothing_changed())
-        windows = [s.window for s in steps if s.window]
-        window = (min(w[0] for w in windows), max(w[1] for w in windows)) if windows else None
-        return dg.MaterializeResult(
-            metadata={"rows": rows, **_window_metadata(window), **extra},
-            check_results=merge_checks(per_chunk),
+    with deliberate_betas():
+
+        @dg.asset(
+            name=model.name,
+            group_name=model.layer,
+            partitions_def=partitions_def(model.partitioning) if model.partitioning else None,
+            # a backfill of many partitions becomes several runs that the run queue runs at once
+            backfill_policy=(
+                dg.BackfillPolicy.multi_run(BACKFILL_RUN_SIZE[model.partitioning])
+                if model.partitioning
+                else None
+            ),
+            deps=deps,
+            check_specs=check_specs,
+            kinds={"duckdb", "iceberg"},
+            description=description,
+            owners=list(ownership.owners),
+            tags={**ownership.tags, "layer": model.layer},
+            metadata=_definition_metadata(model),
         )
+        def _asset(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
+            with ExitStack() as whole:
+                if not partition_local(model):  # planned from the table's state: one at a time
+                    whole.enter_context(lakehouse.lease(model.table, on_wait=context.log.info))
+                steps, extra = build_steps(context, lakehouse, model)
+                rows, per_chunk = 0, []
+                for step in steps:
+                    with ExitStack() as held:
+                        for name in step_leases(model, step):
+                            held.enter_context(lakehouse.lease(name, on_wait=context.log.info))
+                        written, checks, step_extra = _build(lakehouse, model, step)
+                    rows += written
+                    per_chunk.append(checks)
+                    extra.update(step_extra)
+                    what = "changed series of" if step.series is not None else "all of"
+                    context.log.info(
+                        f"{model.table}: wrote {written} rows for {what} {step.window or 'all'}"
+                    )
+            if not per_chunk:  # nothing changed that this build depends on
+                stored = window_of(context) if model.partitioning else None
+                per_chunk.append(check_stored_partition(lakehouse, model, stored))
+                if model.after_write is not None:
+                    extra.update(model.after_write.nothing_changed())
+            windows = [s.window for s in steps if s.window]
+            window = (min(w[0] for w in windows), max(w[1] for w in windows)) if windows else None
+            merged = merge_checks(per_chunk)
+            metadata = {
+                "rows": rows,
+                **_window_metadata(window),
+                **extra,
+                "dagster/column_schema": column_schema(lakehouse, model.table),
+            }
+            if model.partitioning:
+                _partition_metadata(context, lakehouse, model, steps, per_chunk)
+            else:
+                metadata["dagster/row_count"] = table_row_count(lakehouse, model.table)
+                metadata.update(_violations(merged))
+            return dg.MaterializeResult(metadata=metadata, check_results=merged)
 
     return _asset

@@ -4,10 +4,9 @@ import argparse
 import datetime as dt
 import os
 import sys
-import warnings
 from pathlib import Path
 
-from c360_assets.tools.instance import dagster_home
+from c360_assets.tools.instance import dagster_home, load_env_file
 from resources.private_files import private_dir
 
 
@@ -29,17 +28,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from c360_assets.definitions import all_models, build_definitions
-    from c360_assets.tools.runner import refresh_bi_views, run_pipeline
+    from c360_assets.tools.runner import (
+        Progress,
+        print_progress,
+        refresh_bi_views,
+        run_pipeline,
+        summary_lines,
+    )
 
     dagster_home()
     with dg.DagsterInstance.get() as instance:
         defs = build_definitions()
-        report = run_pipeline(defs, instance, all_models())
+        report = run_pipeline(defs, instance, all_models(), Progress(print_progress))
         if report.ok and refresh_bi_views(defs, instance) is False:  # None: no Trino configured
             report.failed_runs.append("serving_job (Trino BI views)")
-    for stage, parts in report.rebuilt.items():
-        shown = ", ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
-        print(f"rebuilt {len(parts)} {stage} partition(s): {shown or '-'}")
+    print("\n".join(summary_lines(report)))
     for failure in report.failed_runs:
         print(f"FAILED run: {failure}", file=sys.stderr)
     for failure in report.failed_checks:
@@ -49,6 +52,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print_summary()
     return 0 if report.ok else 1
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from c360_assets.definitions import build_definitions
+    from c360_assets.defs.automation.maintenance import MAINTENANCE_JOB
+    from c360_assets.tools.maintain import print_report, run_config
+
+    dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        job = build_definitions().resolve_job_def(MAINTENANCE_JOB)
+        result = job.execute_in_process(
+            instance=instance,
+            run_config=run_config(args.keep_days, args.min_file_age_hours),
+            raise_on_error=False,
+        )
+    if not result.success:
+        print("c360 maintain failed: see the run's log in the Dagster UI", file=sys.stderr)
+        return 1
+    print_report(result.output_for_node("maintain_tables"))
+    return 0
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
@@ -75,7 +100,13 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from c360_assets.definitions import build_definitions
+    from c360_assets.tools.demo import first_partitions_from_data
     from c360_assets.tools.generate import generate_landing
+    from c360_assets.tools.runner import Progress, RunReport, execute, print_progress
+    from resources.lakehouse import LakehouseResource
 
     landing = _landing_copy(Path(os.environ.get("C360_LANDING_DIR", "./data/landing")))
     if not any(landing.glob("*/*")) or args.regenerate:
@@ -87,6 +118,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
             events_per_day=args.events_per_day,
             seed=args.seed,
         )
+    # ingest first (raw is not partitioned), then start the partitions where the data starts
+    dagster_home()
+    report = RunReport()
+    with dg.DagsterInstance.get() as instance:
+        execute(
+            build_definitions(), instance, "ingest_job", report, progress=Progress(print_progress)
+        )
+    if not report.ok:
+        print(f"FAILED: {report.failed_runs + report.failed_checks}", file=sys.stderr)
+        return 1
+    for name, value in first_partitions_from_data(LakehouseResource.from_env()).items():
+        print(f"{name}={value} (written to .env: dagster dev reads it too)")
     return cmd_run(argparse.Namespace(quiet=False))
 
 
@@ -130,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--regenerate", action="store_true")
     demo.set_defaults(func=cmd_demo)
 
+    maintain = sub.add_parser(
+        "maintain", help="compact small files, expire snapshots, remove orphans (no row changes)"
+    )
+    maintain.add_argument(
+        "--keep-days",
+        type=float,
+        default=7.0,
+        help="keep snapshots younger than this (default 7; 0 keeps only what is needed)",
+    )
+    maintain.add_argument(
+        "--min-file-age-hours",
+        type=float,
+        default=1.0,
+        help="leave files younger than this (a running writer's; default 1)",
+    )
+    maintain.set_defaults(func=cmd_maintain)
+
     from c360_assets.tools.close_month import add_close_month_command
 
     add_close_month_command(sub)
@@ -160,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    load_env_file()  # C360_FIRST_DAY etc., as `dagster dev` reads them
     args = build_parser().parse_args(argv)
     return args.func(args)
 

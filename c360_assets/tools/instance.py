@@ -7,6 +7,7 @@ from pathlib import Path
 from resources.private_files import private_dir
 
 DEFAULT_DAGSTER_HOME = "./data/dagster_home"
+ENV_FILE = Path(".env")  # read by `dagster dev` from its working directory, and by every command
 MARKER = "# Written by c360"
 INSTANCE_YAML = f"""\
 {MARKER}: several runs at once (sensor-launched runs, backfills split into runs of a few
@@ -50,3 +51,14 @@ def dagster_home() -> Path:
         with dg.DagsterInstance.from_config(str(home)) as instance:
             instance.get_runs(limit=1)  # creates or migrates its storage, once
     return home
+
+
+def load_env_file(path: Path = ENV_FILE) -> None:
+    """Read ``.env`` like ``dagster dev`` does (``c360 demo`` writes the first partitions there);
+    a variable already set in the environment wins."""
+    if path.is_file():
+        from dotenv import dotenv_values
+
+        for name, value in dotenv_values(path).items():
+            if value is not None:
+                os.environ.setdefault(name, value)

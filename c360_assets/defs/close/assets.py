@@ -30,7 +30,8 @@ import dagster as dg
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysFalse, BooleanExpression
 
-from c360_assets.lib.models import Model, check_stored_partition, partition_lease
+from c360_assets.defs.domains import ownership
+from c360_assets.lib.models import Model, check_stored_partition, partition_lease, trino_table_name
 from c360_assets.lib.partitions import advance, monthly_partitions
 from c360_assets.lib.sqlmodel import Read, between, run_sql, sql_text
 from resources.lakehouse import LakehouseResource
@@ -73,20 +74,27 @@ MODELS = (
     ),
 )
 
-month_closes = dg.AssetSpec(
-    "month_closes",
-    group_name="marts",
-    deps=["fct_customer_month"],
-    partitions_def=monthly_partitions,
-    kinds={"iceberg"},
-    description=(
-        "Closed months (`c360 close-month`): the Iceberg tag frozen on marts.fct_customer_month "
-        "and the month's totals as closed. Materialized by the command, not by a run."
-    ),
-    metadata={"table": CLOSES},
-)
+MONTH_CLOSES = dg.AssetKey("month_closes")
 
-ASSETS = (month_closes,)
+
+def assets() -> tuple[dg.AssetSpec, ...]:
+    """The close's own assets (built when the definitions are, with the monthly partitions)."""
+    month_closes = dg.AssetSpec(
+        MONTH_CLOSES,
+        group_name="marts",
+        deps=["fct_customer_month"],
+        partitions_def=monthly_partitions(),
+        kinds={"iceberg"},
+        description=(
+            "Closed months (`c360 close-month`): the Iceberg tag frozen on "
+            "marts.fct_customer_month and the month's totals as closed. Materialized by the "
+            "command, not by a run."
+        ),
+        metadata={"table": CLOSES, "dagster/table_name": trino_table_name(CLOSES)},
+        owners=list(ownership(DOMAIN).owners),
+        tags={**ownership(DOMAIN).tags, "layer": "marts"},
+    )
+    return (month_closes,)
 
 
 class CloseRefused(Exception):
@@ -199,7 +207,7 @@ def _record(
     lakehouse.replace_where(CLOSES, row, _month_filter(result.month))
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
-            asset_key=month_closes.key,
+            asset_key=MONTH_CLOSES,
             partition=result.month.isoformat(),
             description=f"closed {result.month:%Y-%m}: {FACTS} tagged {result.tag}",
             metadata={

@@ -6,6 +6,10 @@ A raw asset is materialized only when its source had new files; its metadata lis
 columns no declaration names. Its checks: rows (and files) conserved, blocking; the quarantined
 share of rows, the files quarantined whole and the undeclared columns, WARN (a bad file never
 stops ingestion: it is shown, and every other file lands).
+
+Ingestion never rejects a valid row for its date: a row dated before the first partition or
+after the last one (more than ``HORIZON_DAYS`` ahead) lands in raw and waits there, counted by
+the WARN check ``rows_wait_for_partitions``, until its partition exists (docs/DECISIONLOG.md §17).
 """
 
 import datetime as dt
@@ -14,40 +18,73 @@ import dagster as dg
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysFalse, And, EqualTo, In
 
+from c360_assets.defs.domains import ownership
 from c360_assets.defs.ingest.sources import SOURCES
 from c360_assets.lib.ingest import (
+    ANY_DATE,
     LANDING_FILES_TABLE,
     QUARANTINE_TABLE,
     IngestSummary,
     ingest_source,
 )
-from c360_assets.lib.models import check_spec
-from c360_assets.lib.partitions import accepted_date_range
+from c360_assets.lib.models import check_spec, trino_table_name
+from c360_assets.lib.partitions import bounds
 from c360_assets.lib.sources import Source
 from c360_assets.lib.sqlmodel import SqlSession, sql_text
+from c360_assets.lib.tablestats import column_schema, partition_row_counts, table_row_count
 from resources.lakehouse import LakehouseResource
 
 DOMAIN = "ingest"  # its SQL: sql/ingest/
 QUARANTINE_WARN_RATE = 0.05
+# every date a row may carry: the partitions decide what is built, not what is accepted
+# usage must have landed within this long (a WARN: it watches the wall clock)
+USAGE_FRESHNESS = dt.timedelta(hours=26)
 
 
 def _iso(days: set[dt.date]) -> list[str]:
     return sorted(d.isoformat() for d in days)
 
 
-def _metadata(summary: IngestSummary) -> dict:
+def _metadata(lakehouse: LakehouseResource, source: Source, summary: IngestSummary) -> dict:
+    rate = summary.rows_quarantined / summary.rows_in if summary.rows_in else 0.0
     return {
         "files": summary.files,
         "files_already_ingested": summary.skipped_files,
         "rows_in": summary.rows_in,
         "rows_accepted": summary.rows_accepted,
         "rows_quarantined": summary.rows_quarantined,
+        "quarantine_rate": round(rate, 6),  # of this ingestion's rows: a plot over time
         "touched_dates": dg.MetadataValue.json(_iso(summary.touched_dates)),
         "touched_months": dg.MetadataValue.json(_iso(summary.touched_months)),
         "files_quarantined": len(summary.quarantined_files),
         "quarantined_files": dg.MetadataValue.json(summary.quarantined_files),
         "undeclared_columns": dg.MetadataValue.json(summary.undeclared_columns),
+        "dagster/row_count": table_row_count(lakehouse, source.table),
+        "dagster/column_schema": column_schema(lakehouse, source.table),
     }
+
+
+def _rows_outside_partitions(lakehouse: LakehouseResource, source: Source) -> dg.AssetCheckResult:
+    """Rows whose day has no daily partition (yet): before the first or after the last."""
+    first, last = bounds("daily")
+    before = partition_row_counts(lakehouse, source.table, "event_date", (ANY_DATE[0], first))
+    after = partition_row_counts(
+        lakehouse, source.table, "event_date", (last + dt.timedelta(days=1), ANY_DATE[1])
+    )
+    waiting = {**before, **after}
+    return dg.AssetCheckResult(
+        check_name="rows_wait_for_partitions",
+        asset_key=dg.AssetKey(source.asset_name),
+        passed=not waiting,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rows_before_first_partition": sum(before.values()),
+            "rows_after_last_partition": sum(after.values()),
+            "first_partition": first.isoformat(),
+            "last_partition": last.isoformat(),
+            "days_waiting": dg.MetadataValue.json(_iso(set(waiting))[:20]),
+        },
+    )
 
 
 def _listed(rows: pa.Table) -> dg.MetadataValue:
@@ -125,14 +162,27 @@ def ingestion_checks(
 
 
 def _specs() -> list[dg.AssetSpec]:
+    owners = ownership(DOMAIN)
     return [
         dg.AssetSpec(
             source.asset_name,
             group_name="raw",
             kinds={"iceberg"},
             skippable=True,
-            description=f"Landing files under {source.folder}/ as rows of {source.table}.",
-            metadata={"table": source.table, "landing_folder": source.folder},
+            description=f"Landing files under `{source.folder}/` as rows of `{source.table}` "
+            "(malformed records go to `raw.quarantine` with their reason).",
+            metadata={
+                "table": source.table,
+                "landing_folder": source.folder,
+                "dagster/table_name": trino_table_name(source.table),
+            },
+            owners=list(owners.owners),
+            tags={**owners.tags, "layer": "raw"},
+            freshness_policy=(
+                dg.FreshnessPolicy.time_window(fail_window=USAGE_FRESHNESS)
+                if source.event_time
+                else None
+            ),
         )
         for source in SOURCES
     ]
@@ -179,7 +229,32 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
                 severity="WARN",
             )
         )
+        if source.event_time:
+            specs.append(
+                check_spec(
+                    "rows_wait_for_partitions",
+                    source.asset_name,
+                    "no row dated before the first or after the last daily partition (such "
+                    "rows wait in raw until their partition exists)",
+                    blocking=False,
+                    severity="WARN",
+                )
+            )
     return specs
+
+
+def _nothing_new(source: Source) -> list[dg.AssetCheckResult]:
+    """The per-file checks of a source without new files: nothing to check, passed."""
+    key = dg.AssetKey(source.asset_name)
+    return [
+        dg.AssetCheckResult(
+            check_name=name, asset_key=key, passed=True, metadata={"new_files": 0}, severity=sev
+        )
+        for name, sev in (
+            ("rows_conserved", dg.AssetCheckSeverity.ERROR),
+            ("quarantine_rate", dg.AssetCheckSeverity.WARN),
+        )
+    ]
 
 
 @dg.multi_asset(
@@ -189,13 +264,14 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
     can_subset=True,
 )
 def ingest_landing(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
-    """Ingest every landing file not yet ingested, source by source."""
-    date_range = accepted_date_range()
+    """Ingest every landing file not yet ingested, source by source.
+
+    A source without new files is not materialized; its checks report that nothing was new."""
     for source in SOURCES:
         key = dg.AssetKey(source.asset_name)
         if key not in context.selected_asset_keys:
             continue
-        summary = ingest_source(lakehouse, source, date_range)
+        summary = ingest_source(lakehouse, source, ANY_DATE)
         context.log.info(
             f"{source.name}: {summary.files} new files, {summary.rows_in} rows = "
             f"{summary.rows_accepted} accepted + {summary.rows_quarantined} quarantined"
@@ -205,6 +281,11 @@ def ingest_landing(context: dg.AssetExecutionContext, lakehouse: LakehouseResour
         for name, columns in summary.undeclared_columns.items():
             context.log.warning(f"{name}: columns {source.name} does not declare: {columns}")
         if summary.files == 0:
+            yield from _nothing_new(source)
+            if source.event_time:
+                yield _rows_outside_partitions(lakehouse, source)
             continue
-        yield dg.MaterializeResult(asset_key=key, metadata=_metadata(summary))
+        yield dg.MaterializeResult(asset_key=key, metadata=_metadata(lakehouse, source, summary))
         yield from ingestion_checks(lakehouse, source, summary)
+        if source.event_time:
+            yield _rows_outside_partitions(lakehouse, source)

@@ -1,0 +1,143 @@
+"""What an Iceberg table holds, from its metadata alone (no data file is read): rows per
+partition, column schema, and the files, bytes and snapshots maintenance reports.
+
+c360 writes data files whole (a replaced partition's files are dropped, never patched with
+delete files), so a data file's record count is its live rows and these counts are exact.
+"""
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+import dagster as dg
+from pyiceberg.table import Table
+
+from c360_assets.lib.sqlmodel import between
+from resources.lakehouse import LakehouseResource
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+def partition_value(value: object) -> dt.date:
+    """An identity partition value of a date column as a date (Iceberg stores days since 1970)."""
+    if isinstance(value, int):
+        return EPOCH + dt.timedelta(days=value)
+    if isinstance(value, dt.date):
+        return value
+    raise TypeError(f"not the partition value of a date column: {value!r}")
+
+
+def partition_position(table: Table, column: str) -> int:
+    """The position in a data file's partition tuple of the identity partition on ``column``."""
+    spec = table.specs()[table.metadata.default_spec_id]
+    source_id = table.schema().find_field(column).field_id
+    return next(i for i, f in enumerate(spec.fields) if f.source_id == source_id)
+
+
+def partition_row_counts(
+    lakehouse: LakehouseResource, identifier: str, column: str, window: tuple[dt.date, dt.date]
+) -> dict[dt.date, int]:
+    """Rows per partition of ``column`` in ``window`` (end exclusive), current snapshot."""
+    table = lakehouse.load(identifier)
+    position = partition_position(table, column)
+    counts: dict[dt.date, int] = {}
+    for task in table.scan(row_filter=between(column, *window)).plan_files():
+        day = partition_value(task.file.partition[position])
+        counts[day] = counts.get(day, 0) + task.file.record_count
+    return counts
+
+
+def table_row_count(lakehouse: LakehouseResource, identifier: str) -> int:
+    """Rows of the table's current snapshot."""
+    return sum(task.file.record_count for task in lakehouse.load(identifier).scan().plan_files())
+
+
+def column_schema(lakehouse: LakehouseResource, identifier: str) -> dg.TableSchema:
+    """The table's Iceberg schema as Dagster's column schema (``dagster/column_schema``)."""
+    schema = lakehouse.load(identifier).schema()
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=f.name,
+                type=str(f.field_type),
+                description=f.doc,
+                constraints=dg.TableColumnConstraints(nullable=not f.required),
+            )
+            for f in schema.fields
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """Every file a table's metadata references: what time travel and tags keep reading."""
+
+    metadata: frozenset[str]  # the current metadata.json and those its log keeps
+    manifest_lists: frozenset[str]
+    manifests: dict[str, int]  # path -> bytes
+    data: dict[str, int]  # data (and delete) files of any snapshot: path -> bytes
+    current_data: frozenset[str]  # data files of the current snapshot
+    snapshots: int
+
+    @property
+    def all(self) -> set[str]:
+        return {*self.metadata, *self.manifest_lists, *self.manifests, *self.data}
+
+
+def table_files(table: Table) -> TableFiles:
+    """Read every snapshot's manifest list and each distinct manifest once."""
+    io = table.io
+    current = table.current_snapshot()
+    lists: set[str] = set()
+    manifests: dict[str, int] = {}
+    entries: dict[str, dict[str, int]] = {}  # manifest -> its live files
+    current_data: set[str] = set()
+    for snapshot in table.snapshots():
+        lists.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(io):
+            path = manifest.manifest_path
+            if path not in entries:
+                manifests[path] = manifest.manifest_length
+                entries[path] = {
+                    e.data_file.file_path: e.data_file.file_size_in_bytes
+                    for e in manifest.fetch_manifest_entry(io, discard_deleted=True)
+                }
+            if current is not None and snapshot.snapshot_id == current.snapshot_id:
+                current_data.update(entries[path])
+    data = {path: size for files in entries.values() for path, size in files.items()}
+    metadata = {entry.metadata_file for entry in table.metadata.metadata_log}
+    metadata.add(table.metadata_location)
+    metadata.update(s.statistics_path for s in table.metadata.statistics)
+    return TableFiles(
+        frozenset(metadata),
+        frozenset(lists),
+        manifests,
+        data,
+        frozenset(current_data),
+        len(table.snapshots()),
+    )
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """What maintenance reports of a table, before and after."""
+
+    snapshots: int
+    data_files: int  # referenced by any snapshot (time travel, tags)
+    data_bytes: int
+    current_data_files: int
+    metadata_files: int  # metadata.json files kept, manifest lists, manifests
+    metadata_bytes: int  # manifests
+
+    @classmethod
+    def of(cls, files: TableFiles) -> "TableStats":
+        return cls(
+            snapshots=files.snapshots,
+            data_files=len(files.data),
+            data_bytes=sum(files.data.values()),
+            current_data_files=len(files.current_data),
+            metadata_files=len(files.metadata) + len(files.manifest_lists) + len(files.manifests),
+            metadata_bytes=sum(files.manifests.values()),
+        )
+
+    def as_metadata(self, suffix: str) -> dict[str, int]:
+        return {f"{name}_{suffix}": value for name, value in asdict(self).items()}
