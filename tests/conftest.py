@@ -58,9 +58,10 @@ def lake(request, tmp_path, monkeypatch) -> Lake:
     The instance keeps its storage in memory (``DagsterInstance.ephemeral``): Dagster's SQLite
     storage opens a database and compiles its SQL again for every event a run logs, which was a
     third of the pipeline tests' time. A ``stack`` test shares its instance with another process
-    (the Dagster daemon), so it gets the one in DAGSTER_HOME.
+    (the Dagster daemon), and a ``dagster_home`` test with a c360 command, so they get the one in
+    DAGSTER_HOME.
     """
-    shared = request.node.get_closest_marker("stack") is not None
+    shared = any(request.node.get_closest_marker(m) for m in ("stack", "dagster_home"))
     with embedded_lake(tmp_path, monkeypatch, in_memory=not shared) as built:
         yield built
 

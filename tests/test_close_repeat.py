@@ -168,7 +168,12 @@ def run_requests(lake, defs, requests, job: str) -> None:
 
 
 def tick(lake, defs, sensor: str, cursor: str | None):
-    context = dg.build_sensor_context(instance=lake.instance, cursor=cursor, definitions=defs)
+    context = dg.build_sensor_context(
+        instance=lake.instance,
+        cursor=cursor,
+        definitions=defs,
+        resources={"lakehouse": lake.lakehouse},
+    )
     return defs.resolve_sensor_def(sensor)(context), context.cursor
 
 

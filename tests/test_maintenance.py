@@ -9,6 +9,7 @@ import datetime as dt
 import os
 
 import dagster as dg
+import pytest
 
 from c360_assets.definitions import all_models
 from c360_assets.defs.automation.maintenance import table_roles, watermark_leases
@@ -88,6 +89,7 @@ def _snapshots(lake, table: str) -> int:
     return len(lake.lakehouse.load(table).snapshots())
 
 
+@pytest.mark.dagster_home  # `c360 maintain` records its observations there
 def test_maintenance_changes_no_row_and_keeps_what_is_needed(lake, capsys):
     drop_october(lake)
     lake.run()

@@ -15,7 +15,7 @@ import pyarrow as pa
 from resources.lakehouse import UNMEASURED_COLUMNS
 from tests.records import billing_customer, crm_account
 
-RULES = Path(__file__).resolve().parent.parent / "c360_assets/tools/stack_templates/rules.json"
+RULES = Path(__file__).resolve().parent.parent / "c360_assets/tools/stack/templates/rules.json"
 TABLES_WITH_EMAIL = ("raw.crm_accounts", "staging.stg_crm_accounts", "marts.dim_customer")
 
 

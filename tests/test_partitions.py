@@ -9,6 +9,7 @@ import gzip
 import json
 
 import dagster as dg
+import pytest
 
 from c360_assets.definitions import all_models
 from c360_assets.defs.automation.jobs import touched
@@ -139,6 +140,7 @@ def _landing_extent(landing) -> tuple[set[str], str]:
     return days, min(months)
 
 
+@pytest.mark.dagster_home  # `c360 demo` runs the pipeline there
 def test_the_demo_partitions_cover_exactly_its_data(lake, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # the demo writes .env in the current directory
     monkeypatch.setenv(FIRST_DAY_ENV, "")  # unset; restored after the test (the demo sets it)

@@ -87,7 +87,8 @@ def test_partition_keys_and_range_tags():
 )
 def test_month_span(months, last_built, span):
     built = day(last_built) if last_built else None
-    assert month_span(days(*months), built) == days(*span)
+    # the monthly partitions: 2024-01 through 2030-12
+    assert month_span(days(*months), built, day("2024-01-01"), day("2030-12-01")) == days(*span)
 
 
 # -- touched_since ---------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def test_touched_since_turns_daily_partitions_into_months_and_holds_records_back
     materialize(instance, "fct_usage_daily", partition="2026-10-01")
     key = dg.AssetKey("fct_usage_daily")
     assert touched_since(instance, [key], {}).months == set()
-    assert touched_since(instance, [key], {}, partition_months=True).months == days(
+    assert touched_since(instance, [key], {}, months_of_partitions=[key]).months == days(
         "2026-09-01", "2026-10-01"
     )
 

@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 
 import dagster as dg
+import pytest
 
 from c360_assets.lib.partitions import RANGE_END_TAG, RANGE_START_TAG, range_tags
 from c360_assets.lib.plan import load_cursor, save_cursor
@@ -138,6 +139,7 @@ def test_a_backfill_of_one_asset_reaches_the_assets_below_it(lake):
     assert isinstance(_tick(lake, "refresh_sensor", ticks)[0], dg.SkipReason)
 
 
+@pytest.mark.dagster_home  # savers in threads: an in-memory instance is one connection
 def test_the_shared_cursor_only_moves_forward(lake):
     """Savers at once (a sensor tick, runs finishing out of order) merge key by key."""
     lakehouse = lake.lakehouse

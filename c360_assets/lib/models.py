@@ -626,7 +626,7 @@ def _partition_metadata(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource, model: Model, steps, checks
 ) -> None:
     """``dagster/row_count`` of every partition of the run as the table holds it now, and the
-    violations each check found in a partition built alone (per-partition plots)."""
+    violations each check found in its partitions (per-partition plots)."""
     if model.partitioning is None or model.partition_column is None:
         raise ValueError(f"{model.name}: per-partition metadata of an unpartitioned model")
     keys = context.partition_keys
@@ -637,10 +637,19 @@ def _partition_metadata(
             {"dagster/row_count": counts.get(dt.date.fromisoformat(key), 0)}, partition_key=key
         )
     for step, results in zip(steps, checks, strict=False):
-        key = step.window[0].isoformat() if step.window else None
-        one = step.window and advance(step.window[0], model.partitioning) == step.window[1]
-        if key in keys and one and step.series is None:
-            context.add_asset_metadata(_violations(results), partition_key=key)
+        if step.window is None or step.series is not None:
+            continue  # a patch of some series: not a whole partition's count
+        built = []  # the partitions of this step (adjacent small ones are built together)
+        start = step.window[0]
+        while start < step.window[1]:
+            built.append(start.isoformat())
+            start = advance(start, model.partitioning)
+        violations = _violations(results)
+        for key in set(built) & set(keys):
+            # a step of one partition: its counts; of several: a check that found none in the
+            # step found none in each (a count above 0 cannot be split among them)
+            known = {n: v for n, v in violations.items() if len(built) == 1 or v == 0}
+            context.add_asset_metadata(known, partition_key=key)
 
 
 def _violations(results: list[dg.AssetCheckResult]) -> dict[str, int]:
