@@ -1,20 +1,41 @@
-"""``c360 bench`` end to end on the ``tiny`` profile, on the session's real Trino stack.
+"""``c360 bench --cluster`` end to end on the ``tiny`` profile, on the session's real stacks.
 
 Every stage and peer runs for real (child processes, Dagster jobs, the PostgreSQL catalog,
-Trino); the test checks the JSON's shape and that every peer produced c360's output.
+Trino; then the same stages on the cluster stack, the warehouse on its object store); the test
+checks the JSON's shape and that every peer, the backfill's two ways and the object store
+produced c360's output.
 """
 
 import json
 
-from c360_assets.tools.bench import PEER_NAMES, PROFILES, STAGE_NAMES, format_table, run_bench
+import duckdb
+
+from c360_assets.tools.bench import (
+    CLUSTER_STAGE_NAMES,
+    PEER_NAMES,
+    PROFILES,
+    STAGE_NAMES,
+    cache_root,
+    format_table,
+    run_bench,
+)
 from tests.stack_fixture import StackHandle
 
 
-def test_tiny_profile_end_to_end(trino_stack: StackHandle, tmp_path, monkeypatch) -> None:
+def test_tiny_profile_end_to_end(
+    trino_stack: StackHandle, cluster_stack: StackHandle, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setenv("C360_BENCH_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "bench.json"
 
-    result = run_bench(PROFILES["tiny"], 7, out, stack_cfg=trino_stack.config, echo=lambda m: None)
+    result = run_bench(
+        PROFILES["tiny"],
+        7,
+        out,
+        stack_cfg=trino_stack.config,
+        cluster_cfg=cluster_stack.config,
+        echo=lambda m: None,
+    )
 
     stored = json.loads(out.read_text())
     assert stored["profile"] == "tiny"
@@ -34,11 +55,35 @@ def test_tiny_profile_end_to_end(trino_stack: StackHandle, tmp_path, monkeypatch
     # them are rewritten inside usage_anomalies' build, not planned as partitions
     late = stages["late_rebuild"]
     assert late["origin_days"] == ["2026-10-02", "2026-10-03"]
-    assert late["rebuilt"] == {"daily": ["2026-10-02", "2026-10-03"], "monthly": ["2026-10-01"]}
+    late_rebuilt = {"daily": ["2026-10-02", "2026-10-03"], "monthly": ["2026-10-01"]}
+    assert late["rebuilt"] == late_rebuilt
     assert [(v["history_days"], v["rebuilt"]) for v in late["history_variants"]] == [
         (2, {"daily": ["2026-10-01", "2026-10-02"], "monthly": ["2026-10-01"]}),
-        (3, late["rebuilt"]),
+        (3, late_rebuilt),
     ]
+
+    # the backfill: 10 days from 10-01 in runs of 5 days (the daily models' BackfillPolicy),
+    # one at a time, then both at once, each from an empty catalog: the same rows both ways,
+    # and every one of the 10 days built
+    backfill = stages["backfill_10_days"]
+    assert backfill["runs"] == [["2026-10-01", "2026-10-05"], ["2026-10-06", "2026-10-10"]]
+    assert [v["runs_at_once"] for v in backfill["concurrent_runs"]] == [1, 2]
+    for variant in backfill["concurrent_runs"]:
+        assert variant["seconds"] > 0 and len(variant["run_seconds"]) == 2, variant
+        assert all(s > 0 for s in variant["run_seconds"]), variant
+    assert backfill["speedup"] == round(
+        backfill["concurrent_runs"][0]["seconds"] / backfill["concurrent_runs"][1]["seconds"], 2
+    )
+    assert backfill["same_output"] is True, backfill["compared"]
+    for compared in backfill["compared"].values():
+        assert compared["rows"] == compared["peer_rows"] > 0, compared
+        assert compared["only_c360"] == compared["only_peer"] == 0, compared
+    for at_once in (1, 2):
+        fct = cache_root() / "tiny-7" / "work" / f"backfill-{at_once}" / "out" / "fct.parquet"
+        days = duckdb.execute(
+            f"select distinct strftime(usage_date, '%Y-%m-%d') as d from '{fct}' order by d"
+        ).fetchall()
+        assert [d for (d,) in days] == [f"2026-10-{n:02d}" for n in range(1, 11)]
 
     assert [p["name"] for p in stored["peers"]] == list(PEER_NAMES)
     for peer in stored["peers"]:
@@ -47,11 +92,32 @@ def test_tiny_profile_end_to_end(trino_stack: StackHandle, tmp_path, monkeypatch
             continue
         assert peer["same_output"] is True, peer
         assert peer["seconds"] > 0 and peer["peak_rss_mb"] > 0, peer
+
+    # the object store: the same stages on the cluster stack, beside local disk, same output
+    cluster = stored["cluster"]
+    assert cluster["workers"] == 1
+    assert [r["name"] for r in cluster["stages"]] == list(CLUSTER_STAGE_NAMES)
+    for row in cluster["stages"]:
+        assert row["local_seconds"] == stages[row["name"]]["seconds"], row
+        assert row["object_store_seconds"] > 0, row
+        assert row["ratio"] == round(row["object_store_seconds"] / row["local_seconds"], 2)
+        assert stored["ratios"][f"{row['name']}_object_store_over_local"] == row["ratio"]
+    on_store = {s["name"]: s for s in cluster["stage_details"]}
+    assert on_store["ingest_day"]["rows"] == 20_100
+    assert on_store["late_rebuild"]["rebuilt"] == late_rebuilt
+    assert cluster["same_output"] is True, cluster["compared"]
+    assert cluster["compared"]["rows"] == cluster["compared"]["peer_rows"] > 0
+    # ... and its tables are the object store's, under the bench's own prefix
+    fct_table = cluster_stack.lakehouse(tmp_path / "landing").load("marts.fct_usage_daily")
+    assert fct_table.location().startswith(cluster_stack.warehouse + "/bench/")
+
     assert {
         "polars_over_build_day",
         "trino_transform_over_build_day",
         "late_rebuild_over_full_refresh",
         "late_rebuild_long_over_short_history",
+        "backfill_speedup_two_runs_at_once",
     } <= stored["ratios"].keys()
     assert out.with_suffix(".png").stat().st_size > 0
-    assert "build_day" in format_table(result)
+    table = format_table(result)
+    assert "build_day" in table and "two at once" in table and "store/local" in table

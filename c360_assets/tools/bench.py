@@ -14,8 +14,15 @@ One run:
 3. **Stages**, each in a fresh child process whose peak RSS is read with ``os.wait4``:
    ``ingest_day``, ``build_day``, ``late_rebuild``, ``customer_month``, ``trino_bi_queries``.
    Everything goes through the normal Dagster jobs/assets, on the stack's PostgreSQL catalog.
+   Then ``backfill_10_days``: ``daily_job`` over 10 days in the runs the daily models'
+   ``BackfillPolicy`` splits a backfill into, one run at a time and two at once (same rows).
 4. **Peers** doing the same work another way (``full_refresh``, ``trino_transform``, ``polars``),
    each compared with c360's ``fct_usage_daily`` rows (keys + events + units).
+
+With ``--cluster`` the stages that touch the warehouse are then run again on the cluster
+profile (``c360 stack up --cluster``: the warehouse on its object store, a Trino coordinator and
+workers; the local stack is stopped first if the bench started it), each beside local disk with
+the ratio object store / local.
 
 The result is a JSON file, a table on stdout and a PNG chart next to the JSON.
 """
@@ -36,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +51,15 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 START = dt.date(2026, 10, 1)
 SHORT_CATALOG = "c360_bench_short"  # the short-history lake: same PostgreSQL, own catalog name
-STAGE_NAMES = ("ingest_day", "build_day", "late_rebuild", "customer_month", "trino_bi_queries")
+STAGE_NAMES = (
+    *("ingest_day", "build_day", "late_rebuild", "customer_month", "trino_bi_queries"),
+    "backfill_10_days",
+)
+# the stages repeated on the cluster profile (warehouse on the object store), beside local disk
+CLUSTER_STAGE_NAMES = STAGE_NAMES[:5]
+BACKFILL = "backfill"  # the landing batch of the backfill stage
+BACKFILL_DAYS = 10
+INCREMENTAL_SNAPSHOT = "c360_all_days.parquet"  # fct_usage_daily after the late rebuild
 PEER_NAMES = ("full_refresh", "trino_transform", "polars", "spark")
 COMPARE_COLUMNS = ("usage_date", "customer_key", "tenant_id", "product", "events", "units")
 ANOMALY_COLUMNS = (
@@ -89,7 +105,6 @@ def _late_origins(history_days: int, offsets: tuple[int, ...]) -> list[dt.date]:
 def ensure_landing(profile: Profile, seed: int, echo=print) -> dict:
     """Generate (once) the profile's batches; returns the manifest (paths, days, summaries)."""
     from c360_assets.tools.generate import (
-        GenerateOptions,
         generate_landing,
         generate_late_batch,
         generate_peak_day,
@@ -102,24 +117,18 @@ def ensure_landing(profile: Profile, seed: int, echo=print) -> dict:
     if manifest_path.exists():
         cached = json.loads(manifest_path.read_text())
         if cached.get("key") == key:
+            if BACKFILL not in cached["batches"]:  # a cache made before the backfill stage
+                _generate_backfill(root, cached, common_generator_args(profile, seed), echo)
+                manifest_path.write_text(json.dumps(cached, indent=2) + "\n")
             return cached
     if root.exists():
         shutil.rmtree(root)  # other generator arguments: never mix batches
     root.mkdir(parents=True)
-    options = GenerateOptions(events_per_file=profile.events_per_file)
     t0 = time.perf_counter()
     manifest: dict[str, Any] = {"key": key, "args": args, "root": str(root), "batches": {}}
 
     def common(days: int) -> dict:
-        return {
-            "customers": profile.customers,
-            "start": START,
-            "days": days,
-            "events_per_day": profile.events_per_day,
-            "seed": seed,
-            "progress": False,
-            "options": options,
-        }
+        return {**common_generator_args(profile, seed), "days": days}
 
     for label, days in (("base", profile.days), ("base_short", profile.short_days)):
         echo(f"bench: generating {label} ({days} days x {profile.events_per_day:,} events)")
@@ -153,9 +162,34 @@ def ensure_landing(profile: Profile, seed: int, echo=print) -> dict:
             "origin_days": late["origin_days"],
             "arrival_day": late["arrival_day"],
         }
+    _generate_backfill(root, manifest, common_generator_args(profile, seed), echo)
     manifest["seconds"] = round(time.perf_counter() - t0, 1)
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def common_generator_args(profile: Profile, seed: int) -> dict:
+    """The generator arguments every batch of a profile shares (``days`` aside)."""
+    from c360_assets.tools.generate import GenerateOptions
+
+    return {
+        "customers": profile.customers,
+        "start": START,
+        "events_per_day": profile.events_per_day,
+        "seed": seed,
+        "progress": False,
+        "options": GenerateOptions(events_per_file=profile.events_per_file),
+    }
+
+
+def _generate_backfill(root: Path, manifest: dict, common: dict, echo) -> None:
+    """The backfill stage's landing: ``BACKFILL_DAYS`` days of every source from ``START``."""
+    from c360_assets.tools.generate import generate_landing
+
+    per_day = common["events_per_day"]
+    echo(f"bench: generating {BACKFILL} ({BACKFILL_DAYS} days x {per_day:,} events)")
+    summary = generate_landing(root / BACKFILL, **{**common, "days": BACKFILL_DAYS})
+    manifest["batches"][BACKFILL] = {"lines": summary["usage"]["lines"], "days": BACKFILL_DAYS}
 
 
 def link_batch(source: Path, landing: Path) -> int:
@@ -172,10 +206,17 @@ def link_batch(source: Path, landing: Path) -> int:
 
 
 # -- the bench's own stack and lakes ---------------------------------------------------------------
+def _bench_base() -> Path:
+    base = Path(os.environ.get("C360_BENCH_STACK_DIR", Path(tempfile.gettempdir()) / "c360-bench"))
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)  # the postgres OS user must reach its data dir
+    return base
+
+
 def stack_config(heap: str):
     from c360_assets.tools import stack
 
-    base = Path(os.environ.get("C360_BENCH_STACK_DIR", Path(tempfile.gettempdir()) / "c360-bench"))
+    base = _bench_base()
     overrides = {
         "C360_STACK_DIR": str(base / "stack"),
         "C360_WAREHOUSE": str(base / "trino-warehouse"),
@@ -185,9 +226,38 @@ def stack_config(heap: str):
         "C360_TRINO_INTERNAL_PORT": os.environ.get("C360_BENCH_TRINO_INTERNAL_PORT", "18491"),
         "C360_TRINO_HEAP": heap,
     }
-    base.mkdir(parents=True, exist_ok=True)
-    base.chmod(0o755)  # the postgres OS user must reach its data dir
     return stack.StackConfig.from_env({**os.environ, **overrides})
+
+
+def cluster_stack_config(workers: int):
+    """The bench's own cluster-profile stack (``c360 stack up --cluster``): its own state dir,
+    ports and bucket, beside the bench's local stack; heaps as ``c360 stack`` sizes them
+    (``C360_TRINO_COORDINATOR_HEAP``, ``C360_TRINO_WORKER_HEAP``)."""
+    from c360_assets.tools import stack
+
+    base = _bench_base()
+    env = os.environ.get
+    overrides = {
+        "C360_STACK_DIR": str(base / "cluster-stack"),
+        "C360_WAREHOUSE": "s3://c360-bench/warehouse",
+        "C360_CATALOG_NAME": "c360",
+        "C360_PG_PORT": env("C360_BENCH_CLUSTER_PG_PORT", "55443"),
+        "C360_S3_PORT": env("C360_BENCH_S3_PORT", "19490"),
+        "C360_TRINO_PORT": env("C360_BENCH_CLUSTER_TRINO_PORT", "18500"),
+        "C360_TRINO_INTERNAL_PORT": env("C360_BENCH_CLUSTER_TRINO_INTERNAL_PORT", "18501"),
+        "C360_TRINO_WORKER_PORT": env("C360_BENCH_CLUSTER_TRINO_WORKER_PORT", "18502"),
+    }
+    return stack.StackConfig.from_env({**os.environ, **overrides}, cluster=True, workers=workers)
+
+
+def clear_warehouse(cfg, warehouse: str) -> None:
+    """Delete the objects under ``warehouse`` (the bench's own prefix of the cluster's bucket):
+    what a previous bench run wrote there. Its catalog entries are dropped by ``reset_catalog``."""
+    from c360_assets.tools.stack import objectstore
+
+    objectstore.filesystem(cfg).delete_dir_contents(
+        warehouse.removeprefix("s3://"), missing_dir_ok=True
+    )
 
 
 def stack_env(cfg) -> dict[str, str]:
@@ -211,11 +281,15 @@ class Lake:
     env: dict[str, str]
 
     @classmethod
-    def create(cls, root: Path, base_env: dict[str, str], catalog_name: str) -> Lake:
+    def create(
+        cls, root: Path, base_env: dict[str, str], catalog_name: str, warehouse: str | None = None
+    ) -> Lake:
+        """A deployment under ``root``; its warehouse there too, unless ``warehouse`` names one
+        (an object store's)."""
         env = {
             **base_env,
             "C360_LANDING_DIR": str(root / "landing"),
-            "C360_WAREHOUSE": str(root / "warehouse"),
+            "C360_WAREHOUSE": warehouse or str(root / "warehouse"),
             "C360_CATALOG_NAME": catalog_name,
             "DAGSTER_HOME": str(root / "dagster_home"),
         }
@@ -258,36 +332,67 @@ def reset_catalog(catalog_uri: str, catalog_name: str) -> None:
 
 
 # -- running a step in a fresh child process -----------------------------------------------------
-def run_child(
-    task: str, lake: Lake, args: dict | None = None, watch_pid: int | None = None
-) -> dict:
-    """Run ``task`` in a fresh interpreter; returns its result plus wall seconds and peak RSS.
+class _Child:
+    """One task started in a fresh interpreter; ``wait`` returns its result plus wall seconds
+    and peak RSS.
 
     ``peak_rss_mb`` is the child's own maximum resident set (``os.wait4``, not every child's
     maximum as ``RUSAGE_CHILDREN`` would give). ``watch_pid`` (the Trino JVM) is polled too.
+    Each child logs to its own file next to its result, so children running at once do not mix.
     """
-    out = lake.root / "out" / f"{task}-{time.monotonic_ns()}.json"
-    cmd = [sys.executable, "-m", "c360_assets.tools.bench", "--child", task, json.dumps(args or {})]
-    env = {**os.environ, **lake.env, "C360_BENCH_RESULT": str(out)}
-    log = (lake.root / "out" / f"{task}.log").open("ab")
-    watcher = _RssWatcher(watch_pid) if watch_pid else None
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    log.close()
-    if watcher:
-        watcher.stop()
-    if proc.returncode != 0 or not out.exists():
-        tail = (lake.root / "out" / f"{task}.log").read_text(errors="replace")[-4000:]
-        raise RuntimeError(f"bench step {task} failed ({proc.returncode}):\n{tail}")
-    result = json.loads(out.read_text())
-    result["process_seconds"] = round(wall, 2)
-    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
-    if watcher:
-        result["watched_peak_rss_mb"] = round(watcher.peak / 2**20, 1)
-    return result
+
+    def __init__(self, task: str, lake: Lake, args: dict | None, watch_pid: int | None = None):
+        self.task = task
+        self.out = lake.root / "out" / f"{task}-{time.monotonic_ns()}.json"
+        self.log_path = self.out.with_suffix(".log")
+        cmd = [sys.executable, "-m", "c360_assets.tools.bench", "--child", task]
+        env = {**os.environ, **lake.env, "C360_BENCH_RESULT": str(self.out)}
+        self.watcher = _RssWatcher(watch_pid) if watch_pid else None
+        self.t0 = time.perf_counter()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*cmd, json.dumps(args or {})], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def wait(self) -> dict:
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        wall = time.perf_counter() - self.t0
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        if self.watcher:
+            self.watcher.stop()
+        if self.proc.returncode != 0 or not self.out.exists():
+            tail = self.log_path.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"bench step {self.task} failed ({self.proc.returncode}):\n{tail}")
+        result = json.loads(self.out.read_text())
+        result["process_seconds"] = round(wall, 2)
+        result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
+        if self.watcher:
+            result["watched_peak_rss_mb"] = round(self.watcher.peak / 2**20, 1)
+        return result
+
+
+def run_child(
+    task: str, lake: Lake, args: dict | None = None, watch_pid: int | None = None
+) -> dict:
+    """Run ``task`` in a fresh interpreter and wait for it (see ``_Child``)."""
+    return _Child(task, lake, args, watch_pid).wait()
+
+
+def run_children(task: str, lake: Lake, each_args: list[dict], at_once: int) -> list[dict]:
+    """Run ``task`` once per ``each_args``, ``at_once`` children at a time (like a run queue
+    with that many concurrent runs); every child of a group is waited for even if one fails."""
+    results: list[dict] = []
+    for i in range(0, len(each_args), at_once):
+        group = [_Child(task, lake, args) for args in each_args[i : i + at_once]]
+        errors = []
+        for child in group:
+            try:
+                results.append(child.wait())
+            except RuntimeError as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
+    return results
 
 
 class _RssWatcher:
@@ -688,34 +793,36 @@ def run_bench(
     trino_heap: str = "12G",
     keep_stack: bool = False,
     stack_cfg=None,
+    cluster: bool = False,
+    cluster_cfg=None,
+    cluster_workers: int = 1,
     echo=print,
 ) -> dict:
     """Run every stage and peer; write the JSON (and the chart) to ``out``.
 
     Without ``stack_cfg`` the bench uses its own stack (``stack_config``), started if needed
     and stopped at the end if this run started it. With ``stack_cfg`` (e.g. the tests' stack)
-    that running stack is used and left as it is.
+    that running stack is used and left as it is. With ``cluster`` (or a running
+    ``cluster_cfg``), the stages that write or read the warehouse are then run again on the
+    cluster profile, the warehouse on its object store (``cluster_stack_config``, the same
+    rules), and reported beside local disk.
     """
-    from c360_assets.tools import stack
-
     t_start = time.perf_counter()
     manifest = ensure_landing(profile, seed, echo)
     batches = Path(manifest["root"])
     cfg = stack_cfg or stack_config(trino_heap)
-    before = stack.status(cfg)
-    started = [n for n in ("postgres", "trino") if before[n]["state"] != "running"]
-    if stack_cfg is not None and started:
-        raise RuntimeError(f"the given stack is not running: {', '.join(started)}")
-    state = "starting " + ", ".join(started) if started else "already running"
-    echo(f"bench: stack at {cfg.stack_dir} ({state})")
-    stack.up(cfg, echo=lambda m: None)
-    try:
+    with _running_stack(cfg, stack_cfg is not None, keep_stack, echo) as started:
         result = _run_with_stack(profile, seed, manifest, batches, cfg, echo)
-    finally:
-        if started and not keep_stack:
-            stack.down(cfg, echo=lambda m: None)
-            echo("bench: stack stopped (this run started it)")
     result["started_stack"] = started
+    if cluster or cluster_cfg is not None:
+        store_cfg = cluster_cfg or cluster_stack_config(cluster_workers)
+        with _running_stack(store_cfg, cluster_cfg is not None, keep_stack, echo) as started:
+            result["cluster"] = _cluster_pass(
+                profile, seed, manifest, batches, store_cfg, result, echo
+            )
+        result["cluster"]["started_stack"] = started
+        for row in result["cluster"]["stages"]:
+            result["ratios"][f"{row['name']}_object_store_over_local"] = row["ratio"]
     result["total_seconds"] = round(time.perf_counter() - t_start, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -726,12 +833,170 @@ def run_bench(
     return result
 
 
+@contextlib.contextmanager
+def _running_stack(cfg, given: bool, keep: bool, echo) -> Iterator[list[str]]:
+    """``cfg``'s stack, up for the block; yields the processes this run started. A given stack
+    must already run and is left as it is; one this run started is stopped after the block
+    (unless ``keep``), so the local stack is down before the cluster's starts."""
+    from c360_assets.tools import stack
+
+    before = stack.status(cfg)
+    started = [name for name, part in stack.processes(before) if part["state"] != "running"]
+    if given and started:
+        raise RuntimeError(f"the given stack is not running: {', '.join(started)}")
+    state = "starting " + ", ".join(started) if started else "already running"
+    echo(f"bench: {cfg.profile} stack at {cfg.stack_dir} ({state})")
+    stack.up(cfg, echo=lambda m: None)
+    try:
+        yield started
+    finally:
+        if started and not keep:
+            stack.down(cfg, echo=lambda m: None)
+            echo(f"bench: {cfg.profile} stack stopped (this run started it)")
+
+
+def _stepper(echo, prefix: str = ""):
+    """``step(label, task, lake, args)``: ``run_child`` with a line before and after."""
+
+    def step(label: str, task: str, target: Lake, args: dict | None = None, **kw) -> dict:
+        echo(f"bench: {prefix}{label} ...")
+        r = run_child(task, target, args, **kw)
+        echo(
+            f"bench: {prefix}{label}: {r.get('seconds', r['process_seconds']):.1f} s, "
+            f"peak RSS {r['peak_rss_mb']:,.0f} MB"
+        )
+        return r
+
+    return step
+
+
+def _bench_env(cfg) -> dict[str, str]:
+    env = stack_env(cfg)
+    env["C360_BENCH_BI_PASSWORD"] = cfg.bi_password
+    return env
+
+
+def _work_dir(profile: Profile, seed: int) -> Path:
+    return cache_root() / f"{profile.name}-{seed}" / "work"
+
+
+def _late_variant(step, target: Lake, label: str, history: int, manifest, batches) -> dict:
+    """The late batch ``label`` lands on ``target``; ``c360 run`` ingests it and rebuilds."""
+    link_batch(batches / label, target.landing)
+    r = step(f"late_rebuild ({history} days of history)", "pipeline", target)
+    return {
+        "history_days": history,
+        "seconds": round(r["seconds"], 2),
+        "peak_rss_mb": r["peak_rss_mb"],
+        "rebuilt": r["rebuilt"],
+        "lines": manifest["batches"][label]["lines"],
+    }
+
+
+def _lake_stages(
+    profile: Profile, manifest, batches, lake: Lake, trino_pid, step, after_build_day=None
+) -> tuple[dict[str, dict], dict]:
+    """The stages on one deployment, in order: the history (``c360 run``, untimed),
+    ``ingest_day``, ``build_day`` (then ``after_build_day()``), ``customer_month``,
+    ``late_rebuild`` (on this history) and ``trino_bi_queries``. Returns the stages by name and
+    the untimed set-up runs."""
+    peak = manifest["batches"]["peak"]
+    day = peak["day"]
+    month = day[:8] + "01"
+    setup: dict[str, Any] = {}
+    stages: dict[str, dict] = {}
+
+    # 1. history: c360 run over the whole window
+    link_batch(batches / "base", lake.landing)
+    setup["history_run"] = step("history: c360 run", "pipeline", lake)
+    # 2. ingest_day: the peak day's files -> raw Iceberg (Dagster's ingest_job)
+    link_batch(batches / "peak", lake.landing)
+    r = step("ingest_day", "job", lake, {"jobs": [{"name": "ingest_job"}]})
+    stages["ingest_day"] = _stage(
+        "ingest_day",
+        r["seconds"],
+        peak["lines"],
+        r["peak_rss_mb"],
+        process_seconds=r["process_seconds"],
+    )
+    setup["refresh_after_peak"] = step(
+        "refresh_job", "job", lake, {"jobs": [{"name": "refresh_job"}]}
+    )
+
+    # 3. build_day: raw -> staging -> fct_usage_daily for the peak day
+    r = step("build_day", "build_day", lake, {"day": day})
+    stages["build_day"] = _stage(
+        "build_day",
+        r["seconds"],
+        peak["lines"],
+        r["peak_rss_mb"],
+        events=peak["events"],
+        process_seconds=r["process_seconds"],
+    )
+    if after_build_day is not None:
+        after_build_day()
+
+    # catch up: the rest of c360 run for the peak day (risk models, months), untimed
+    setup["catch_up_run"] = step("catch-up: c360 run", "pipeline", lake)
+
+    # 4. customer_month: fct_customer_month for the peak day's month, all customers
+    r = step("customer_month", "customer_month", lake, {"month": month})
+    stages["customer_month"] = _stage(
+        "customer_month",
+        r["seconds"],
+        r["rows"],
+        r["peak_rss_mb"],
+        month=month,
+        process_seconds=r["process_seconds"],
+    )
+
+    # 5. late_rebuild: the late batch ingested, exactly its days and months rebuilt (c360 run)
+    late = _late_variant(step, lake, "late", profile.days, manifest, batches)
+    stages["late_rebuild"] = _stage(
+        "late_rebuild",
+        late["seconds"],
+        late["lines"],
+        late["peak_rss_mb"],
+        origin_days=manifest["batches"]["late"]["origin_days"],
+        rebuilt=late["rebuilt"],
+        history_variants=[late],
+    )
+
+    # 6. Trino BI queries on the marts
+    r = step(
+        "trino_bi_queries",
+        "bi_queries",
+        lake,
+        {"month": month, "day": day, "repeats": profile.bi_repeats},
+        watch_pid=trino_pid,
+    )
+    every = [t for ts in r["timings"].values() for t in ts]
+    per_query = {
+        name: {
+            "p50": round(statistics.median(ts), 3),
+            "p95": round(_percentile(ts, 0.95), 3),
+            "rows": r["rows"][name],
+        }
+        for name, ts in r["timings"].items()
+    }
+    stages["trino_bi_queries"] = _stage(
+        "trino_bi_queries",
+        sum(every),
+        len(every),
+        r["peak_rss_mb"],
+        p50=round(statistics.median(every), 3),
+        p95=round(_percentile(every, 0.95), 3),
+        queries=per_query,
+        trino_peak_rss_mb=r.get("watched_peak_rss_mb"),
+    )
+    return stages, setup
+
+
 def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
     from c360_assets.tools import stack
 
-    base_env = stack_env(cfg)
-    base_env["C360_BENCH_BI_PASSWORD"] = cfg.bi_password
-    work = cache_root() / f"{profile.name}-{seed}" / "work"
+    base_env = _bench_env(cfg)
+    work = _work_dir(profile, seed)
     if work.exists():
         shutil.rmtree(work)
     for name in (cfg.catalog_name, SHORT_CATALOG):
@@ -739,154 +1004,79 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
     lake = Lake.create(work / "long", base_env, cfg.catalog_name)
     short = Lake.create(work / "short", base_env, SHORT_CATALOG)
     trino_pid = stack.trino_pid(cfg)
-    peak = manifest["batches"]["peak"]
-    day = peak["day"]
-    month = day[:8] + "01"
-    setup: dict[str, Any] = {"generate_seconds": manifest.get("seconds")}
-    stages: list[dict] = []
+    day = manifest["batches"]["peak"]["day"]
+    step = _stepper(echo)
     peers: list[dict] = []
 
-    def step(label: str, task: str, target: Lake = lake, args: dict | None = None, **kw) -> dict:
-        echo(f"bench: {label} ...")
-        r = run_child(task, target, args, **kw)
-        echo(
-            f"bench: {label}: {r.get('seconds', r['process_seconds']):.1f} s, "
-            f"peak RSS {r['peak_rss_mb']:,.0f} MB"
-        )
-        return r
+    def build_day_peers() -> None:
+        """The peers of build_day, on the same raw partition, compared with c360's day."""
+        c360_day = lake.root / "out" / "c360_day.parquet"
+        step("snapshot of the day", "snapshot", lake, {"days": [day], "path": str(c360_day)})
+        polars_out = lake.root / "out" / "polars_day.parquet"
+        try:
+            r = step("peer polars", "polars", lake, {"day": day, "path": str(polars_out)})
+            same, detail = same_rows(c360_day, polars_out)
+            peers.append(
+                {
+                    "name": "polars",
+                    "seconds": round(r["seconds"], 2),
+                    "peak_rss_mb": r["peak_rss_mb"],
+                    "same_output": same,
+                    "compared": detail,
+                    "process_seconds": r["process_seconds"],
+                    "compares_with": "build_day",
+                }
+            )
+        except RuntimeError as error:  # e.g. killed for memory: reported, the bench goes on
+            peers.append(_failed_peer("polars", error))
+        trino_out = lake.root / "out" / "trino_day.parquet"
+        try:
+            r = step(
+                "peer trino_transform",
+                "trino_transform",
+                lake,
+                {"day": day, "path": str(trino_out)},
+                watch_pid=trino_pid,
+            )
+            same, detail = same_rows(c360_day, trino_out)
+            peers.append(
+                {
+                    "name": "trino_transform",
+                    "seconds": round(r["seconds"], 2),
+                    "peak_rss_mb": r.get("watched_peak_rss_mb"),
+                    "client_peak_rss_mb": r["peak_rss_mb"],
+                    "same_output": same,
+                    "compared": detail,
+                    "compares_with": "build_day",
+                    "trino_heap": cfg.trino_heap,
+                }
+            )
+        except RuntimeError as error:
+            peers.append(_failed_peer("trino_transform", error))
 
-    # 1. history: c360 run over the whole window (both lakes)
-    link_batch(batches / "base", lake.landing)
-    setup["history_run"] = step("history: c360 run", "pipeline")
-    # 2. ingest_day: the peak day's files -> raw Iceberg (Dagster's ingest_job)
-    link_batch(batches / "peak", lake.landing)
-    r = step("ingest_day", "job", args={"jobs": [{"name": "ingest_job"}]})
-    stages.append(
-        _stage(
-            "ingest_day",
-            r["seconds"],
-            peak["lines"],
-            r["peak_rss_mb"],
-            process_seconds=r["process_seconds"],
-        )
+    by_name, setup = _lake_stages(
+        profile, manifest, batches, lake, trino_pid, step, after_build_day=build_day_peers
     )
-    setup["refresh_after_peak"] = step(
-        "refresh_job", "job", args={"jobs": [{"name": "refresh_job"}]}
-    )
+    setup["generate_seconds"] = manifest.get("seconds")
 
-    # 3. build_day: raw -> staging -> fct_usage_daily for the peak day
-    r = step("build_day", "build_day", args={"day": day})
-    stages.append(
-        _stage(
-            "build_day",
-            r["seconds"],
-            peak["lines"],
-            r["peak_rss_mb"],
-            events=peak["events"],
-            process_seconds=r["process_seconds"],
-        )
-    )
-    c360_day = lake.root / "out" / "c360_day.parquet"
-    step("snapshot of the day", "snapshot", args={"days": [day], "path": str(c360_day)})
-
-    # peers of build_day
-    polars_out = lake.root / "out" / "polars_day.parquet"
-    try:
-        r = step("peer polars", "polars", args={"day": day, "path": str(polars_out)})
-        same, detail = same_rows(c360_day, polars_out)
-        peers.append(
-            {
-                "name": "polars",
-                "seconds": round(r["seconds"], 2),
-                "peak_rss_mb": r["peak_rss_mb"],
-                "same_output": same,
-                "compared": detail,
-                "process_seconds": r["process_seconds"],
-                "compares_with": "build_day",
-            }
-        )
-    except RuntimeError as error:  # e.g. killed for memory: reported, the bench goes on
-        peers.append(_failed_peer("polars", error))
-    trino_out = lake.root / "out" / "trino_day.parquet"
-    try:
-        r = step(
-            "peer trino_transform",
-            "trino_transform",
-            args={"day": day, "path": str(trino_out)},
-            watch_pid=trino_pid,
-        )
-        same, detail = same_rows(c360_day, trino_out)
-        peers.append(
-            {
-                "name": "trino_transform",
-                "seconds": round(r["seconds"], 2),
-                "peak_rss_mb": r.get("watched_peak_rss_mb"),
-                "client_peak_rss_mb": r["peak_rss_mb"],
-                "same_output": same,
-                "compared": detail,
-                "compares_with": "build_day",
-                "trino_heap": cfg.trino_heap,
-            }
-        )
-    except RuntimeError as error:
-        peers.append(_failed_peer("trino_transform", error))
-
-    # catch up: the rest of c360 run for the peak day (risk models, months), untimed
-    setup["catch_up_run"] = step("catch-up: c360 run", "pipeline")
-
-    # 4. customer_month: fct_customer_month for the peak day's month, all customers
-    r = step("customer_month", "customer_month", args={"month": month})
-    stages.append(
-        _stage(
-            "customer_month",
-            r["seconds"],
-            r["rows"],
-            r["peak_rss_mb"],
-            month=month,
-            process_seconds=r["process_seconds"],
-        )
-    )
-
-    # 5. late_rebuild: the late batch ingested, exactly its days and months rebuilt (c360 run),
-    #    on the long history and on the short one
+    # late_rebuild repeated on the short history: it should not grow with history
     link_batch(batches / "base_short", short.landing)
     setup["short_history_run"] = step("short history: c360 run", "pipeline", short)
-    variants = []
-    for target, label, history in (
-        (short, "late_short", profile.short_days),
-        (lake, "late", profile.days),
-    ):
-        link_batch(batches / label, target.landing)
-        r = step(f"late_rebuild ({history} days of history)", "pipeline", target)
-        variants.append(
-            {
-                "history_days": history,
-                "seconds": round(r["seconds"], 2),
-                "peak_rss_mb": r["peak_rss_mb"],
-                "rebuilt": r["rebuilt"],
-                "lines": manifest["batches"][label]["lines"],
-            }
-        )
-    long_late = variants[-1]
-    stages.append(
-        _stage(
-            "late_rebuild",
-            long_late["seconds"],
-            long_late["lines"],
-            long_late["peak_rss_mb"],
-            origin_days=manifest["batches"]["late"]["origin_days"],
-            rebuilt=long_late["rebuilt"],
-            history_variants=variants,
-        )
+    variants = by_name["late_rebuild"]["history_variants"]
+    variants.insert(
+        0, _late_variant(step, short, "late_short", profile.short_days, manifest, batches)
     )
 
     # peer full_refresh: the naive pipeline rebuilds every day and month of history
-    incremental = lake.root / "out" / "c360_all_days.parquet"
-    step("snapshot of all days", "snapshot", args={"path": str(incremental)})
+    incremental = lake.root / "out" / INCREMENTAL_SNAPSHOT
+    step("snapshot of all days", "snapshot", lake, {"path": str(incremental)})
     anomalies = {"table": "marts.usage_anomalies"}
     incremental_anomalies = lake.root / "out" / "c360_anomalies.parquet"
     step(
-        "snapshot of anomalies", "snapshot", args={**anomalies, "path": str(incremental_anomalies)}
+        "snapshot of anomalies",
+        "snapshot",
+        lake,
+        {**anomalies, "path": str(incremental_anomalies)},
     )
     first_day = START.isoformat()
     months = sorted(
@@ -895,7 +1085,8 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
     r = step(
         "peer full_refresh",
         "job",
-        args={
+        lake,
+        {
             "jobs": [
                 {"name": "refresh_job", "full": True},
                 {"name": "daily_job", "range": [first_day, day], "step": "daily", "full": True},
@@ -904,11 +1095,14 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
         },
     )
     full_out = lake.root / "out" / "full_refresh_all_days.parquet"
-    step("snapshot after full refresh", "snapshot", args={"path": str(full_out)})
+    step("snapshot after full refresh", "snapshot", lake, {"path": str(full_out)})
     same, detail = same_rows(incremental, full_out)
     full_anomalies = lake.root / "out" / "full_refresh_anomalies.parquet"
     step(
-        "anomalies after full refresh", "snapshot", args={**anomalies, "path": str(full_anomalies)}
+        "anomalies after full refresh",
+        "snapshot",
+        lake,
+        {**anomalies, "path": str(full_anomalies)},
     )
     same_anomalies, anomalies_detail = same_rows(
         incremental_anomalies, full_anomalies, ANOMALY_COLUMNS
@@ -938,37 +1132,12 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
         }
     )
 
-    # 6. Trino BI queries on the marts
-    r = step(
-        "trino_bi_queries",
-        "bi_queries",
-        args={"month": month, "day": day, "repeats": profile.bi_repeats},
-        watch_pid=trino_pid,
-    )
-    every = [t for ts in r["timings"].values() for t in ts]
-    per_query = {
-        name: {
-            "p50": round(statistics.median(ts), 3),
-            "p95": round(_percentile(ts, 0.95), 3),
-            "rows": r["rows"][name],
-        }
-        for name, ts in r["timings"].items()
-    }
-    stages.append(
-        _stage(
-            "trino_bi_queries",
-            sum(every),
-            len(every),
-            r["peak_rss_mb"],
-            p50=round(statistics.median(every), 3),
-            p95=round(_percentile(every, 0.95), 3),
-            queries=per_query,
-            trino_peak_rss_mb=r.get("watched_peak_rss_mb"),
-        )
+    # 7. backfill_10_days, last: it starts from an empty catalog (twice)
+    by_name["backfill_10_days"] = _backfill_stage(
+        manifest, batches, cfg, base_env, work, step, echo
     )
     version = _trino_resource_for(cfg).query("select node_version from system.runtime.nodes")
 
-    by_name = {s["name"]: s for s in stages}
     ratios: dict[str, Any] = {}
     for peer in peers:
         if peer["seconds"] and peer.get("compares_with") == "build_day":
@@ -982,6 +1151,7 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
     ratios["late_rebuild_long_over_short_history"] = round(
         variants[-1]["seconds"] / variants[0]["seconds"], 2
     )
+    ratios["backfill_speedup_two_runs_at_once"] = by_name["backfill_10_days"]["speedup"]
     return {
         "profile": profile.name,
         "params": manifest["args"],
@@ -990,6 +1160,124 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
         "peers": sorted(peers, key=lambda p: PEER_NAMES.index(p["name"])),
         "ratios": ratios,
         "targets": targets(profile, by_name, peers, ratios),
+        "setup": setup,
+    }
+
+
+def backfill_runs(days: int = BACKFILL_DAYS) -> list[tuple[str, str]]:
+    """The runs a backfill of ``days`` daily partitions from ``START`` is split into: the daily
+    models' ``BackfillPolicy.multi_run`` (``BACKFILL_RUN_SIZE``), first and last day of each."""
+    from c360_assets.lib.partitions import BACKFILL_RUN_SIZE
+
+    size = BACKFILL_RUN_SIZE["daily"]
+    every = [START + dt.timedelta(days=i) for i in range(days)]
+    return [
+        (every[i].isoformat(), every[min(i + size, days) - 1].isoformat())
+        for i in range(0, days, size)
+    ]
+
+
+def _backfill_stage(manifest, batches, cfg, base_env, work: Path, step, echo) -> dict:
+    """``backfill_10_days``: ``daily_job`` over the backfill batch's days, split into runs as a
+    backfill from the UI is, the runs one at a time (a run queue of 1) and then two at once
+    (a run queue of 2), each from an empty catalog after the same ingestion and refresh; the
+    two outputs must be the same rows."""
+    runs = backfill_runs()
+    each = [{"jobs": [{"name": "daily_job", "range": list(r), "step": "daily"}]} for r in runs]
+    variants, snapshots = [], []
+    for at_once in (1, 2):
+        reset_catalog(cfg.catalog_uri, cfg.catalog_name)
+        lake = Lake.create(work / f"backfill-{at_once}", base_env, cfg.catalog_name)
+        link_batch(batches / BACKFILL, lake.landing)
+        setup = step(
+            f"backfill set-up ({at_once} at once): ingest_job, refresh_job",
+            "job",
+            lake,
+            {"jobs": [{"name": "ingest_job"}, {"name": "refresh_job"}]},
+        )
+        t0 = time.perf_counter()
+        results = run_children("job", lake, each, at_once)
+        seconds = time.perf_counter() - t0
+        echo(f"bench: backfill of {len(runs)} runs, {at_once} at once: {seconds:.1f} s")
+        out = lake.root / "out"
+        step("snapshot of the backfill", "snapshot", lake, {"path": str(out / "fct.parquet")})
+        step(
+            "anomalies of the backfill",
+            "snapshot",
+            lake,
+            {"table": "marts.usage_anomalies", "path": str(out / "anomalies.parquet")},
+        )
+        snapshots.append(out)
+        variants.append(
+            {
+                "runs_at_once": at_once,
+                "seconds": round(seconds, 2),
+                "run_seconds": [round(r["seconds"], 2) for r in results],
+                "run_peak_rss_mb": [r["peak_rss_mb"] for r in results],
+                "setup_seconds": round(setup["seconds"], 2),
+            }
+        )
+    one, two = snapshots
+    same_fct, fct_detail = same_rows(one / "fct.parquet", two / "fct.parquet")
+    same_anomalies, anomalies_detail = same_rows(
+        one / "anomalies.parquet", two / "anomalies.parquet", ANOMALY_COLUMNS
+    )
+    serial, concurrent = variants
+    return _stage(
+        "backfill_10_days",
+        serial["seconds"],
+        manifest["batches"][BACKFILL]["lines"],
+        max(rss for v in variants for rss in v["run_peak_rss_mb"]),
+        days=[runs[0][0], runs[-1][1]],
+        runs=[list(r) for r in runs],
+        concurrent_runs=variants,
+        speedup=round(serial["seconds"] / concurrent["seconds"], 2),
+        same_output=same_fct and same_anomalies,
+        compared={"fct_usage_daily": fct_detail, "usage_anomalies": anomalies_detail},
+    )
+
+
+def _cluster_pass(profile, seed, manifest, batches, cfg, local: dict, echo) -> dict:
+    """The stages on the cluster profile: the same landing batches on a fresh deployment whose
+    warehouse is the object store (PostgreSQL catalog, Trino coordinator + workers), each
+    stage's time beside local disk's; its final ``fct_usage_daily`` compared with local's."""
+    from c360_assets.tools import stack
+
+    env = _bench_env(cfg)
+    warehouse = env["C360_WAREHOUSE"] = f"{cfg.s3_warehouse}/bench"
+    clear_warehouse(cfg, warehouse)
+    reset_catalog(cfg.catalog_uri, cfg.catalog_name)
+    work = _work_dir(profile, seed)
+    lake = Lake.create(work / "cluster", env, cfg.catalog_name, warehouse=warehouse)
+    by_name, setup = _lake_stages(
+        profile, manifest, batches, lake, stack.trino_pid(cfg), _stepper(echo, "cluster: ")
+    )
+    snapshot = lake.root / "out" / INCREMENTAL_SNAPSHOT
+    run_child("snapshot", lake, {"path": str(snapshot)})
+    same, detail = same_rows(work / "long" / "out" / INCREMENTAL_SNAPSHOT, snapshot)
+    local_stages = {s["name"]: s for s in local["stages"]}
+    rows = []
+    for name in CLUSTER_STAGE_NAMES:
+        here, there = local_stages[name], by_name[name]
+        rows.append(
+            {
+                "name": name,
+                "local_seconds": here["seconds"],
+                "object_store_seconds": there["seconds"],
+                "ratio": round(there["seconds"] / here["seconds"], 2),
+                "rows": there["rows"],
+                "local_peak_rss_mb": here["peak_rss_mb"],
+                "object_store_peak_rss_mb": there["peak_rss_mb"],
+            }
+        )
+    return {
+        "profile": "cluster",
+        "workers": cfg.workers,
+        "warehouse": warehouse,
+        "stages": rows,
+        "stage_details": [by_name[n] for n in CLUSTER_STAGE_NAMES],
+        "same_output": same,
+        "compared": detail,
         "setup": setup,
     }
 
@@ -1044,8 +1332,30 @@ def format_table(result: dict) -> str:
         lines.append(
             f"{s['name']:<18}{s['seconds']:>10.2f}{s['rows']:>14,}{rps:>14}{s['peak_rss_mb']:>13,.0f}"
         )
-    bi = next(s for s in result["stages"] if s["name"] == "trino_bi_queries")
+    stages = {s["name"]: s for s in result["stages"]}
+    bi = stages["trino_bi_queries"]
     lines.append(f"{'':<18}BI queries p50 {bi['p50']:.3f} s, p95 {bi['p95']:.3f} s")
+    backfill = stages["backfill_10_days"]
+    serial, concurrent = backfill["concurrent_runs"]
+    lines.append(
+        f"{'':<18}backfill of {len(backfill['runs'])} runs: one at a time {serial['seconds']:.2f}"
+        f" s, two at once {concurrent['seconds']:.2f} s, speed-up {backfill['speedup']},"
+        f" same_output {backfill['same_output']}"
+    )
+    if "cluster" in result:
+        cluster = result["cluster"]
+        lines += [
+            "",
+            f"object store (cluster profile, {cluster['workers']} Trino worker(s),"
+            f" {cluster['warehouse']}) beside local disk",
+            f"{'stage':<18}{'local s':>10}{'store s':>10}{'store/local':>13}",
+        ]
+        for row in cluster["stages"]:
+            lines.append(
+                f"{row['name']:<18}{row['local_seconds']:>10.2f}"
+                f"{row['object_store_seconds']:>10.2f}{row['ratio']:>13.2f}"
+            )
+        lines.append(f"{'':<18}same_output (fct_usage_daily) {cluster['same_output']}")
     lines += ["", f"{'peer':<18}{'seconds':>10}{'peak RSS MB':>13}  same_output"]
     for p in result["peers"]:
         if p["seconds"] is None:
@@ -1071,9 +1381,14 @@ def write_chart(result: dict, path: Path) -> None:
         for p in result["peers"]
         if p["seconds"] is not None
     ]
+    rows += [
+        (f"object store: {s['name']}", s["seconds"], s["peak_rss_mb"])
+        for s in result.get("cluster", {}).get("stage_details", [])
+    ]
     names = [r[0] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.5 * len(rows) + 1.5), sharey=True)
-    colors = ["#3b6ea5" if not n.startswith("peer") else "#c77c2e" for n in names]
+    palette = {"peer": "#c77c2e", "object store": "#4f8a3c"}
+    colors = [palette.get(n.partition(":")[0], "#3b6ea5") for n in names]
     left.barh(names, [r[1] for r in rows], color=colors)
     left.set_xlabel("seconds")
     left.invert_yaxis()
@@ -1098,7 +1413,16 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--trino-heap", default="12G", help="heap of the bench stack's Trino (when it starts it)"
     )
     parser.add_argument(
-        "--keep-stack", action="store_true", help="leave the bench stack running at the end"
+        "--keep-stack", action="store_true", help="leave the bench stacks running at the end"
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="then run the stages again on the cluster profile (warehouse on the object store, "
+        "a Trino coordinator + workers) and report them beside local disk",
+    )
+    parser.add_argument(
+        "--cluster-workers", type=int, default=1, help="--cluster: Trino workers (default 1)"
     )
 
 
@@ -1109,6 +1433,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         args.out,
         trino_heap=args.trino_heap,
         keep_stack=args.keep_stack,
+        cluster=args.cluster,
+        cluster_workers=args.cluster_workers,
     )
     print(f"results: {args.out}" + (f", chart: {result['chart']}" if "chart" in result else ""))
     return 0
