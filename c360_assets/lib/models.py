@@ -41,6 +41,9 @@ class SqlCheck:
 
     ``domain`` is the folder of its SQL; None: the domain of the model it is attached to.
     A blocking check is an ERROR (downstream assets do not run); a WARN never blocks.
+    The first rows the SQL returns are the check's sample (order them to show the worst first).
+    ``summary`` names a second SQL file of the same folder whose rows (e.g. counts per month
+    and status) the check reports in its metadata whether it passes or not.
     """
 
     name: str
@@ -48,6 +51,7 @@ class SqlCheck:
     blocking: bool = True
     severity: Severity = "ERROR"
     domain: str | None = None
+    summary: str | None = None
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -57,8 +61,8 @@ class SqlCheck:
         if self.blocking and self.severity != "ERROR":
             raise ModelDeclarationError(f"check {self.name}: a blocking check must be an ERROR")
 
-    def sql_path(self, model_domain: str) -> str:
-        return f"{self.domain or model_domain}/checks/{self.name}"
+    def sql_path(self, model_domain: str, name: str | None = None) -> str:
+        return f"{self.domain or model_domain}/checks/{name or self.name}"
 
 
 AfterWriteFn = Callable[[LakehouseResource, SqlSession, int | None], Mapping]
@@ -189,19 +193,28 @@ def grain_check_sql(grain: tuple[str, ...]) -> str:
     )
 
 
+def _json(rows: list[dict]) -> dg.MetadataValue:
+    return dg.MetadataValue.json(json.loads(json.dumps(rows, default=str)))
+
+
 def _check_result(
-    session: SqlSession, name: str, sql: str, blocking: bool, severity: str
+    session: SqlSession,
+    name: str,
+    sql: str,
+    blocking: bool,
+    severity: str,
+    summary_sql: str | None = None,
 ) -> dg.AssetCheckResult:
     violations = session.query(sql)
     sample = violations.slice(0, 5).to_pylist()
+    metadata = {"violations": violations.num_rows, "sample": _json(sample)}
+    if summary_sql is not None:
+        metadata["summary"] = _json(session.query(summary_sql).to_pylist())
     return dg.AssetCheckResult(
         check_name=name,
         passed=violations.num_rows == 0,
         severity=dg.AssetCheckSeverity(severity),
-        metadata={
-            "violations": violations.num_rows,
-            "sample": dg.MetadataValue.json(json.loads(json.dumps(sample, default=str))),
-        },
+        metadata=metadata,
     )
 
 
@@ -210,7 +223,14 @@ def run_checks(session: SqlSession, model: Model) -> list[dg.AssetCheckResult]:
     return [
         _check_result(session, "grain_is_unique", grain_check_sql(model.grain), True, "ERROR")
     ] + [
-        _check_result(session, c.name, sql_text(c.sql_path(model.domain)), c.blocking, c.severity)
+        _check_result(
+            session,
+            c.name,
+            sql_text(c.sql_path(model.domain)),
+            c.blocking,
+            c.severity,
+            c.summary and sql_text(c.sql_path(model.domain, c.summary)),
+        )
         for c in model.checks
     ]
 
@@ -357,16 +377,22 @@ def merge_checks(per_chunk: list[list[dg.AssetCheckResult]]) -> list[dg.AssetChe
         failing = [r for r in results if not r.passed]
         first = (failing or list(results))[0]
         violations = sum(r.metadata["violations"].value for r in results)
+        metadata = {
+            "violations": violations,
+            "partitions_failing": len(failing),
+            "sample": first.metadata["sample"],
+        }
+        if "summary" in first.metadata:  # per-partition rows: every chunk's, and its sample
+            metadata["summary"] = _json(
+                [row for r in results for row in r.metadata["summary"].data]
+            )
+            metadata["sample"] = _json([row for r in failing for row in r.metadata["sample"].data])
         merged.append(
             dg.AssetCheckResult(
                 check_name=first.check_name,
                 passed=not failing,
                 severity=first.severity,
-                metadata={
-                    "violations": violations,
-                    "partitions_failing": len(failing),
-                    "sample": first.metadata["sample"],
-                },
+                metadata=metadata,
             )
         )
     return merged

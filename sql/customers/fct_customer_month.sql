@@ -8,8 +8,9 @@
 -- refunded_at; billed_usage_units by the line's service_period_start, whatever month the invoice
 -- was issued in. Money is converted per document at its own date's rate (exact decimal USD,
 -- rounded to the cent per document); net_revenue_usd = invoiced - credits - refunds.
--- segment, region, owner_name and plan_code are as of the month's last instant (effective-dated
--- interval joins on the customer and subscription versions), never today's values.
+-- segment, region, owner_name and plan_code are as of the month's last instant (an
+-- effective-dated interval join on the customer versions; the plan from int_plans_at_month_end),
+-- never today's values.
 -- A month with nothing has measures 0; a month holding a document without an FX rate has null
 -- money measures (and fails the fx_rates_available check) rather than a wrong number.
 with
@@ -28,6 +29,10 @@ int_billing_documents_resolved as (
 
 int_subscription_versions as (
     select * from int_subscription_versions
+),
+
+int_plans_at_month_end as (
+    select * from int_plans_at_month_end
 ),
 
 dim_customer as (
@@ -134,32 +139,6 @@ customer_at_month_end as (
             and (versions.valid_to is null or spine.month_end <= versions.valid_to)
 ),
 
--- the plan of the subscription running at the month's last instant (version in effect, started,
--- not ended, not canceled without an end date); with several, the one with the highest fee
-plan_at_month_end as (
-    select
-        spine.month,
-        spine.customer_key,
-        versions.plan_code
-    from spine
-    inner join int_subscription_versions as versions
-        on
-            spine.customer_key = versions.customer_key
-            and spine.month_end > versions.valid_from
-            and (versions.valid_to is null or spine.month_end <= versions.valid_to)
-            and spine.month_end > versions.started_at
-            and (versions.ended_at is null or spine.month_end <= versions.ended_at)
-            and not (versions.status = 'canceled' and versions.ended_at is null)
-    qualify
-        row_number() over (
-            partition by spine.month, spine.customer_key
-            order by
-                versions.monthly_fee_minor desc,
-                versions.started_at desc,
-                versions.subscription_id asc
-        ) = 1
-),
-
 crm_accounts as (
     select
         customer_key,
@@ -176,7 +155,7 @@ final as (
         customer_at_month_end.segment,
         customer_at_month_end.region,
         customer_at_month_end.owner_name,
-        plan_at_month_end.plan_code,
+        month_end_plans.plan_code,
         coalesce(usage_per_month.usage_events, 0)::bigint as usage_events,
         coalesce(usage_per_month.usage_units, 0)::bigint as usage_units,
         coalesce(billing_per_month.billed_usage_units, 0)::bigint as billed_usage_units,
@@ -209,10 +188,10 @@ final as (
         on
             spine.month = customer_at_month_end.month
             and spine.customer_key = customer_at_month_end.customer_key
-    left join plan_at_month_end
+    left join int_plans_at_month_end as month_end_plans
         on
-            spine.month = plan_at_month_end.month
-            and spine.customer_key = plan_at_month_end.customer_key
+            spine.month = month_end_plans.month
+            and spine.customer_key = month_end_plans.customer_key
     left join usage_per_month
         on
             spine.month = usage_per_month.month

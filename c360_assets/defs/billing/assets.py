@@ -1,28 +1,63 @@
 """Billing domain: latest-version staging of each billing export, subscription history, the
-dated and converted billing documents, and the invoice reconciliation.
+plan of each customer at each month's end, the dated and converted billing documents, the invoice
+reconciliation and revenue assurance (usage against billing).
 
 Staging is one model per export, no joins, deduplicated by natural key in a total order
 (updated_at where the export has one, then ingested_at, source file, source line).
 ``int_subscription_versions`` and ``int_billing_documents_resolved`` feed the monthly customer
 fact; a build that changes any of their rows reports the earliest month a changed row touches
 (old and new dates), so a plan change, a re-dated or voided invoice, a remapped customer or a
-corrected FX rate rebuilds the months from there on (``plan.month_span``).
+corrected FX rate rebuilds the months from there on (``plan.month_span``). A changed document
+also rebuilds the month before its own: the first invoice issued in a month is the billing run
+that judges the month before (``fct_usage_billing_reconciliation``'s ``pending``).
+
+``fct_usage_billing_reconciliation`` lives here because what it judges is billing (usage line
+items, invoices, plan prices, FX); it takes its rows and metered units from
+``marts.fct_customer_month`` and is partitioned like it, so the same planner rebuilds the same
+months of both.
 """
 
-from c360_assets.lib.models import Model, SqlCheck, earliest_changed_month
-from c360_assets.lib.sqlmodel import Read
+import dagster as dg
+
+from c360_assets.lib.models import ChangeReport, Model, SqlCheck, earliest_changed_month
+from c360_assets.lib.sqlmodel import Read, SqlSession, sql_text
+from resources.lakehouse import LakehouseResource
 
 DOMAIN = "billing"  # its SQL: sql/billing/
 
 SUBSCRIPTION_VERSIONS = "core.int_subscription_versions"
+PLANS_AT_MONTH_END = "core.int_plans_at_month_end"
 DOCUMENTS = "core.int_billing_documents_resolved"
 IDENTITY = "core.int_billing_customers_resolved"
+MINOR_UNITS = "core.int_currency_minor_units"
+CUSTOMER_MONTH = "marts.fct_customer_month"
 
 
 def warn(name: str, description: str) -> SqlCheck:
     """A non-blocking check: its violations are reported, the pipeline goes on."""
     return SqlCheck(name, description, blocking=False, severity="WARN")
 
+
+_documents_earliest_change = earliest_changed_month(DOCUMENTS, ("report_month",))
+
+
+def _documents_changed(
+    lakehouse: LakehouseResource, session: SqlSession, before: int | None
+) -> dict:
+    """The earliest month a changed document touches, and the month whose billing a move of the
+    latest billing run judges (``billing_run_judged_months``): an invoice issued in December
+    turns November from ``pending`` into judged, though no November document changed."""
+    report = dict(_documents_earliest_change(lakehouse, session, before))
+    if before is None:  # the first build reports nothing (the ingestion touched its months)
+        return report
+    months = set(report["touched_months"].data)
+    judged = session.query(sql_text(f"{DOMAIN}/billing_run_judged_months")).to_pylist()
+    months |= {row["month"].isoformat() for row in judged if row["month"]}
+    report["touched_months"] = dg.MetadataValue.json(sorted(months))
+    return report
+
+
+documents_changed = ChangeReport(_documents_changed, frozenset({"touched_months"}))
 
 CUSTOMER_KEYS_RESOLVE = SqlCheck(
     "customer_keys_resolve", "every customer_key resolves to marts.dim_customer", domain=DOMAIN
@@ -45,6 +80,13 @@ def _stg(name: str) -> Read:
 
 
 MODELS = (
+    Model(
+        name="int_currency_minor_units",
+        layer="core",
+        domain=DOMAIN,
+        reads={},
+        grain=("currency",),
+    ),
     _staging("subscriptions", ("subscription_id", "updated_at")),
     _staging("invoices", ("invoice_id",)),
     _staging("invoice_line_items", ("line_item_id",)),
@@ -65,6 +107,15 @@ MODELS = (
         ),
     ),
     Model(
+        name="int_plans_at_month_end",
+        layer="core",
+        domain=DOMAIN,
+        reads={"int_subscription_versions": Read(SUBSCRIPTION_VERSIONS)},
+        grain=("month", "customer_key"),
+        partitioning="monthly",
+        partition_column="month",
+    ),
+    Model(
         name="int_billing_documents_resolved",
         layer="core",
         domain=DOMAIN,
@@ -75,6 +126,7 @@ MODELS = (
             "stg_billing_refunds": _stg("refunds"),
             "stg_billing_fx_rates": _stg("fx_rates"),
             "int_billing_customers_resolved": Read(IDENTITY),
+            "int_currency_minor_units": Read(MINOR_UNITS),
         },
         grain=("document_type", "document_id"),
         checks=(
@@ -84,7 +136,7 @@ MODELS = (
                 "the deduplicated staging exports",
             ),
         ),
-        after_write=earliest_changed_month(DOCUMENTS, ("report_month",)),
+        after_write=documents_changed,
     ),
     Model(
         name="fct_invoice_reconciliation",
@@ -108,6 +160,41 @@ MODELS = (
             warn(
                 "invoices_reconcile",
                 "header = subtotal + tax, lines = subtotal, credits + refunds <= total",
+            ),
+        ),
+    ),
+    Model(
+        name="fct_usage_billing_reconciliation",
+        layer="marts",
+        domain=DOMAIN,
+        reads={
+            "fct_customer_month": Read(CUSTOMER_MONTH, "month"),
+            "int_plans_at_month_end": Read(PLANS_AT_MONTH_END, "month"),
+            "int_billing_documents_resolved": Read(DOCUMENTS),
+            "int_billing_customers_resolved": Read(IDENTITY),
+            "stg_billing_fx_rates": _stg("fx_rates"),
+            "int_currency_minor_units": Read(MINOR_UNITS),
+        },
+        grain=("month", "customer_key"),
+        partitioning="monthly",
+        partition_column="month",
+        checks=(
+            SqlCheck(
+                "reconciliation_rows_match_customer_month",
+                "exactly the (month, customer_key) rows of marts.fct_customer_month",
+            ),
+            SqlCheck(
+                "revenue_leakage",
+                "usage billed as the plan says: customer-months no_subscription, unbilled, "
+                "underbilled or overbilled (largest gaps first); the summary counts customers "
+                "and money per month, currency and status",
+                blocking=False,
+                severity="WARN",
+                summary="revenue_leakage_summary",
+            ),
+            warn(
+                "reconciliation_currencies_agree",
+                "billed usage lines in the currency of the customer's plan",
             ),
         ),
     ),

@@ -5,16 +5,17 @@
    the month (every partitioned model's checks are re-run over the month's partitions, without
    rebuilding), or when the latest evaluation of a blocking check of an unpartitioned asset
    (ingestion, identity, dimensions, billing) failed;
-2. tags the current snapshot of ``marts.fct_customer_month`` ``close-YYYY-MM`` (an Iceberg tag:
-   the snapshot is kept, whatever later writes or snapshot expiry do);
+2. tags the current snapshot of ``marts.fct_customer_month`` and of
+   ``marts.fct_usage_billing_reconciliation`` ``close-YYYY-MM`` (Iceberg tags: the snapshots are
+   kept, whatever later writes or snapshot expiry do);
 3. records the close in ``marts.month_closes`` (month, tag, snapshot id, closed_at, rows and
    totals) and reports it to Dagster as a materialization of the ``month_closes`` asset.
 Closing a month again is a no-op that says when it was closed (exit code 0); a close cannot be
 moved (remove the tag and the month_closes row by hand to re-close).
 
 After a close, late usage, CRM snapshots or billing documents still rebuild the month's current
-facts; ``marts.restatements`` (rebuilt with the month) lists every measure that now differs from
-the as-closed figures.
+facts; ``marts.restatements`` (rebuilt with the month) lists every measure of either table that
+now differs from the as-closed figures (``table_name`` says which).
 
 As-closed figures stay queryable by Iceberg time travel on the tag:
 - Trino: ``select * from iceberg.marts.fct_customer_month for version as of 'close-2026-10'
@@ -24,7 +25,7 @@ As-closed figures stay queryable by Iceberg time travel on the tag:
 
 import argparse
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 import pyarrow as pa
@@ -38,6 +39,8 @@ from resources.lakehouse import LakehouseResource
 DOMAIN = "close"  # its SQL: sql/close/
 
 FACTS = "marts.fct_customer_month"
+RECONCILIATION = "marts.fct_usage_billing_reconciliation"
+CLOSED_TABLES = (FACTS, RECONCILIATION)  # the tables a close tags, FACTS first
 CLOSES = "marts.month_closes"
 RESTATEMENTS = "marts.restatements"
 TAG = "close-{month}"  # {month} = YYYY-MM
@@ -52,6 +55,7 @@ RESTATEMENTS_SCHEMA = pa.schema(
         ("restated", pa.string()),
         ("detected_at", pa.timestamp("us", tz="UTC")),
         ("close_tag", pa.string()),
+        ("table_name", pa.string()),
     ]
 )
 
@@ -63,6 +67,8 @@ MODELS = (
         reads={
             "fct_customer_month": Read(FACTS, "month"),
             "fct_customer_month_as_closed": Read(FACTS, "month", at_tag=TAG),
+            "fct_usage_billing_reconciliation": Read(RECONCILIATION, "month"),
+            "fct_usage_billing_reconciliation_as_closed": Read(RECONCILIATION, "month", at_tag=TAG),
             # its own previous rows, to keep the first detection time of an unchanged restatement
             "previous_restatements": Read(RESTATEMENTS, "month", missing_as=RESTATEMENTS_SCHEMA),
         },
@@ -76,12 +82,13 @@ MODELS = (
 month_closes = dg.AssetSpec(
     "month_closes",
     group_name="marts",
-    deps=["fct_customer_month"],
+    deps=["fct_customer_month", "fct_usage_billing_reconciliation"],
     partitions_def=monthly_partitions,
     kinds={"iceberg"},
     description=(
         "Closed months (`c360 close-month`): the Iceberg tag frozen on marts.fct_customer_month "
-        "and the month's totals as closed. Materialized by the command, not by a run."
+        "and marts.fct_usage_billing_reconciliation, and the month's totals as closed. "
+        "Materialized by the command, not by a run."
     ),
     metadata={"table": CLOSES},
 )
@@ -102,6 +109,7 @@ class CloseResult:
     totals: dict
     already_closed: bool = False
     checks_run: int = 0
+    tagged: dict[str, int] = field(default_factory=dict)  # table -> snapshot tagged by this close
 
 
 def tag_name(month: dt.date) -> str:
@@ -247,9 +255,21 @@ def close_month(
         raise CloseRefused(
             f"{month:%Y-%m} not closed: blocking checks fail: " + "; ".join(failures)
         )
-    lakehouse.create_tag(FACTS, tag, snapshot_id)
+    tagged = {FACTS: snapshot_id}
+    for table in CLOSED_TABLES[1:]:
+        current = lakehouse.current_snapshot_id(table) if lakehouse.table_exists(table) else None
+        if current is not None:
+            tagged[table] = current
+    for table, snapshot in tagged.items():
+        lakehouse.create_tag(table, tag, snapshot)
     result = CloseResult(
-        month, tag, snapshot_id, dt.datetime.now(dt.UTC), totals, checks_run=checks_run
+        month,
+        tag,
+        snapshot_id,
+        dt.datetime.now(dt.UTC),
+        totals,
+        checks_run=checks_run,
+        tagged=tagged,
     )
     _record(lakehouse, instance, result)
     return result

@@ -18,6 +18,7 @@ from c360_assets.defs.billing.assets import (
     CUSTOMER_KEYS_RESOLVE,
     DOCUMENTS,
     IDENTITY,
+    PLANS_AT_MONTH_END,
     SUBSCRIPTION_VERSIONS,
     warn,
 )
@@ -128,6 +129,7 @@ MODELS = (
             ),
             "int_billing_documents_resolved": Read(DOCUMENTS),
             "int_subscription_versions": Read(SUBSCRIPTION_VERSIONS),
+            "int_plans_at_month_end": Read(PLANS_AT_MONTH_END, "month"),
             "dim_customer": Read(DIM_CUSTOMER),
         },
         grain=("month", "customer_key"),
