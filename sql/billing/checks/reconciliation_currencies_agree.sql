@@ -8,18 +8,18 @@ final as (
         reconciliation.month,
         reconciliation.customer_key,
         reconciliation.currency,
-        lines.document_id as line_item_id,
-        lines.invoice_id,
-        lines.currency as invoice_currency,
-        lines.amount_minor
-    from int_billing_documents_resolved as lines
+        usage_lines.document_id as line_item_id,
+        usage_lines.invoice_id,
+        usage_lines.currency as invoice_currency,
+        usage_lines.amount_minor
+    from int_billing_documents_resolved as usage_lines
     inner join model_output as reconciliation
         on
-            lines.report_month = reconciliation.month
-            and lines.customer_key = reconciliation.customer_key
+            usage_lines.report_month = reconciliation.month
+            and usage_lines.customer_key = reconciliation.customer_key
     where
-        lines.document_type = 'usage_line'
-        and lines.currency is distinct from reconciliation.currency
+        usage_lines.document_type = 'usage_line'
+        and usage_lines.currency is distinct from reconciliation.currency
 )
 
 select * from final
