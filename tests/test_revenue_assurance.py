@@ -10,11 +10,15 @@ Usage is billed in arrears: September's on invoices issued 2026-10-01 02:00 (the
 run), October's on invoices issued 2026-11-01 02:00 (the second, landing in run 2).
 """
 
+import datetime as dt
 import hashlib
+from collections import Counter
 from decimal import Decimal
 
 import dagster as dg
 
+from c360_assets.tools.generate import generate_landing
+from c360_assets.tools.summary import print_summary
 from tests.records import billing_customer, event, fx_rate, invoice, line_item, subscription
 
 SEP, OCT, NOV, DEC = "2026-09-01", "2026-10-01", "2026-11-01", "2026-12-01"
@@ -397,3 +401,81 @@ def test_usage_is_judged_against_the_plan_at_month_end_and_late_data_rebuilds_it
     report = lake.run()
     assert report.rebuilt["monthly"] == [SEP, OCT, NOV]
     assert judged(reconciliation(lake), SEP)["b"] == ("unbilled", 150, 50, 350, 0, 0, -50, -350)
+
+    # Run 7, November's last-day EUR rate lands: cus_g's November (pending, nothing expected)
+    # gets its month-end rate and its USD amounts: 0.00 instead of unknown.
+    lake.drop(
+        "billing/fx_rates",
+        "rates_2026-11-30.csv",
+        [fx_rate(rate_date="2026-11-30", currency="EUR", usd_per_unit="1.0700")],
+    )
+    report = lake.run()
+    assert report.rebuilt["monthly"] == [NOV]
+    g_nov = reconciliation(lake)[NOV, "g"]
+    assert (g_nov["month_end_usd_per_unit"], g_nov["amount_gap_usd"]) == (
+        Decimal("1.07"),
+        Decimal("0.00"),
+    )
+
+
+def customer_key(customer: str) -> str:
+    """The lakehouse's key of a generated customer: ``crm:<id>``, ``billing:<id>``, unknown."""
+    return customer if customer == "unknown" else key(customer)
+
+
+def test_the_reconciliation_finds_exactly_the_leaks_the_generator_planted(lake, capsys):
+    # Two billing runs in the window (09-01, 10-01): August and September are judged, October
+    # (billed on 11-01, after the window) is pending.
+    summary = generate_landing(
+        lake.landing,
+        customers=150,
+        start=dt.date(2026, 8, 1),
+        days=62,
+        events_per_day=3000,
+        seed=11,
+        progress=False,
+    )
+    lake.run()
+    leaks = summary["billing"]["revenue_leaks"]
+    assert leaks["judged_months"] == ["2026-08-01", SEP]
+    expected = {
+        (leak["month"], customer_key(leak["customer"])): (
+            leak["status"],
+            leak["metered_units"],
+            leak["expected_overage_units"],
+            leak["expected_overage_minor"],
+            leak["billed_units"],
+            leak["billed_overage_minor"],
+            leak["amount_gap_minor"],
+        )
+        for leak in leaks["rows"]
+    }
+    rows = lake.rows(TABLE)
+    found = {
+        (r["month"].isoformat(), r["customer_key"]): tuple(r[c] for c in COLUMNS if c != "unit_gap")
+        for r in rows
+        if r["status"] not in ("ok", "pending")
+    }
+    assert found == expected
+    assert {r["status"] for r in rows if r["month"] == dt.date(2026, 10, 1)} == {"pending"}
+    # every kind of leak was planted, and each shows as its kind says
+    planted = leaks["planted"]
+    assert min(planted[k] for k in ("never_billed", "short_line", "wrong_price")) >= 1, planted
+    for leak in leaks["rows"]:
+        assert leak["causes"], leak  # nothing is off without a reason the generator knows
+        if leak["causes"] == ["never_billed"]:
+            assert (leak["status"], leak["billed_units"]) == ("unbilled", 0)
+        if leak["causes"] == ["short_line"]:
+            assert leak["status"] == "underbilled"
+            assert 0 < leak["billed_units"] < leak["expected_overage_units"]
+        if leak["causes"] == ["wrong_price"]:  # the right units at a price one off the plan's
+            assert leak["billed_units"] == leak["expected_overage_units"]
+            assert abs(leak["amount_gap_minor"]) == leak["expected_overage_units"]
+
+    # the demo's summary prints the leakage by status: the customer-months the generator expects
+    print_summary(lake.lakehouse)
+    printed = capsys.readouterr().out.splitlines()
+    counts = Counter(leak["status"] for leak in leaks["rows"])
+    for status, customer_months in counts.items():
+        (line,) = [x for x in printed if x.split()[:1] == [status]]
+        assert int(line.split()[1].replace(",", "")) == customer_months, line
