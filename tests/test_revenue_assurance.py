@@ -1,5 +1,5 @@
 """marts.fct_usage_billing_reconciliation on a real embedded lakehouse: is metered usage billed as
-the plan says? One hand-built world and six runs; every expected value is worked out in the
+the plan says? One hand-built world and eight runs; every expected value is worked out in the
 comments next to it.
 
 The world: billing-only customers cus_a .. cus_h (tenants ta .. th, USD; cus_g in EUR), all on a
@@ -308,24 +308,19 @@ def test_usage_is_judged_against_the_plan_at_month_end_and_late_data_rebuilds_it
         (OCT, "EUR", "pending"): (1, 0, 0, 0, 0, "0.00"),
     }
 
-    # Run 2, the second billing run (invoices issued 11-01 02:00): October is judged now. The
-    # end month moves to November (an invoice's issued_at): November's rows are pending.
+    # Run 2, the second billing run: the invoices issued 11-01 02:00 land, their lines not yet.
+    # No October document changed, yet October is judged now: the run that judges it happened.
+    # The end month moves to November (an invoice's issued_at): November's rows are pending.
     lake.drop(
         "billing/invoices",
         "invoices_2026-11-01.jsonl",
         [billing_run("f", "inv_f2", NOV, 300), billing_run("h", "inv_h2", NOV, 35)],
     )
-    lake.drop(
-        "billing/invoice_line_items",
-        "lines_2026-11-01.jsonl",
-        [billed("inv_f2", "li_f2", 100, 3, OCT), billed("inv_h2", "li_h2", 5, 7, OCT)],
-    )
     report = lake.run()
-    # October (its usage lines, and the billing run that judges it) through November (the new
-    # end month); September is not touched
+    # October (judged by the new run) through November (the new end month); not September
     assert report.rebuilt["monthly"] == [OCT, NOV]
     rows = reconciliation(lake)
-    assert judged(rows, OCT) == {
+    october = {
         # 100 used, 100 included: nothing expected, nothing billed
         "a": ("ok", 100, 0, 0, 0, 0, 0, 0),
         "b": ("ok", 0, 0, 0, 0, 0, 0, 0),
@@ -334,10 +329,28 @@ def test_usage_is_judged_against_the_plan_at_month_end_and_late_data_rebuilds_it
         # no subscription and no usage: nothing to bill
         "e": ("ok", 0, None, None, 0, 0, None, None),
         # upgraded on 10-15, judged on the plan at the month's end (pro: 500 included, 3 each):
-        # 600 used, 100 x 3 = 300 expected and billed (on basic it would be 500 x 7 = 3500)
-        "f": ("ok", 600, 100, 300, 100, 300, 0, 0),
+        # 600 used, 100 x 3 = 300 expected (on basic it would be 500 x 7 = 3500); no line yet
+        "f": ("unbilled", 600, 100, 300, 0, 0, -100, -300),
         "g": ("ok", 0, 0, 0, 0, 0, 0, 0),
-        # 80 used, all included; 5 x 7 = 35 billed
+        # 80 used, all included
+        "h": ("ok", 80, 0, 0, 0, 0, 0, 0),
+    }
+    assert judged(rows, OCT) == october
+    assert {c: r[0] for c, r in judged(rows, NOV).items()} == dict.fromkeys("abcdefgh", "pending")
+
+    # Run 3, the run's usage lines: cus_f's 100 units at 3 (300), and 5 units at 7 (35) for
+    # cus_h, whose October was all included: overbilled.
+    lake.drop(
+        "billing/invoice_line_items",
+        "lines_2026-11-01.jsonl",
+        [billed("inv_f2", "li_f2", 100, 3, OCT), billed("inv_h2", "li_h2", 5, 7, OCT)],
+    )
+    report = lake.run()
+    assert report.rebuilt["monthly"] == [OCT, NOV]
+    rows = reconciliation(lake)
+    assert judged(rows, OCT) == {
+        **october,
+        "f": ("ok", 600, 100, 300, 100, 300, 0, 0),
         "h": ("overbilled", 80, 0, 0, 5, 35, 5, 35),
     }
     assert rows[OCT, "g"]["month_end_usd_per_unit"] == Decimal("1.08")  # October's last day
@@ -345,7 +358,7 @@ def test_usage_is_judged_against_the_plan_at_month_end_and_late_data_rebuilds_it
     assert rows[NOV, "g"]["month_end_usd_per_unit"] is None  # no rate for 11-30: no USD, not 0
     assert judged(rows, SEP)["d"] == ("overbilled", 110, 10, 70, 15, 105, 5, 35)
 
-    # Run 3, a late usage file: 10 more units for cus_d on 09-28. September is rebuilt (and
+    # Run 4, a late usage file: 10 more units for cus_d on 09-28. September is rebuilt (and
     # the months after it): 120 used, 20 x 7 = 140 expected, 105 billed -> underbilled by 35.
     lake.drop("usage_events", "late.jsonl", [usage("d", "2026-09-28", 10)])
     report = lake.run()
@@ -353,7 +366,7 @@ def test_usage_is_judged_against_the_plan_at_month_end_and_late_data_rebuilds_it
     assert report.rebuilt["monthly"] == [SEP, OCT, NOV]
     assert judged(reconciliation(lake), SEP)["d"] == ("underbilled", 120, 20, 140, 15, 105, -5, -35)
 
-    # Run 4, a late line item on inv_c1: cus_c's 20 September units, 140, billed after all.
+    # Run 5, a late line item on inv_c1: cus_c's 20 September units, 140, billed after all.
     lake.drop(
         "billing/invoice_line_items", "late_lines.jsonl", [billed("inv_c1", "li_c2", 20, 7, SEP)]
     )
@@ -361,7 +374,7 @@ def test_usage_is_judged_against_the_plan_at_month_end_and_late_data_rebuilds_it
     assert report.rebuilt["monthly"] == [SEP, OCT, NOV]
     assert judged(reconciliation(lake), SEP)["c"] == ("ok", 120, 20, 140, 20, 140, 0, 0)
 
-    # Run 5, a plan change: cus_a moves to mini (50 included, 9 each) on 10-20. October is
+    # Run 6, a plan change: cus_a moves to mini (50 included, 9 each) on 10-20. October is
     # judged on mini: 100 used, 50 x 9 = 450 expected, nothing billed -> unbilled. September
     # (plan basic at its end) keeps its row.
     lake.drop(
@@ -391,7 +404,7 @@ def test_usage_is_judged_against_the_plan_at_month_end_and_late_data_rebuilds_it
     }
     assert month_end_plan[A] == "mini"  # the same plan in both marts
 
-    # Run 6, a re-exported invoice: inv_b1 voided on 10-03. Its usage line no longer counts:
+    # Run 7, a re-exported invoice: inv_b1 voided on 10-03. Its usage line no longer counts:
     # cus_b's September is unbilled (50 x 7 = 350 expected).
     lake.drop(
         "billing/invoices",
@@ -402,7 +415,7 @@ def test_usage_is_judged_against_the_plan_at_month_end_and_late_data_rebuilds_it
     assert report.rebuilt["monthly"] == [SEP, OCT, NOV]
     assert judged(reconciliation(lake), SEP)["b"] == ("unbilled", 150, 50, 350, 0, 0, -50, -350)
 
-    # Run 7, November's last-day EUR rate lands: cus_g's November (pending, nothing expected)
+    # Run 8, November's last-day EUR rate lands: cus_g's November (pending, nothing expected)
     # gets its month-end rate and its USD amounts: 0.00 instead of unknown.
     lake.drop(
         "billing/fx_rates",

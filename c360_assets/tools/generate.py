@@ -31,9 +31,14 @@ The synthetic world
   noisy ``tenant_id`` (upper case and/or surrounding spaces); valid events without ``quantity``
   (default 1) and with quantity 0.
 * Billing: invoices on the 1st of each month inside the window (subscription fee in advance, usage
-  in arrears: the previous month's units above ``included_units`` per product, computed from the
-  generated events), a first prorated invoice (+ a one-off setup fee above the starter plan) for
-  subscriptions started in the window, a final usage-only invoice after a cancellation. Invoices
+  in arrears: a customer's units of the previous month, all its tenants pooled, above the
+  ``included_units`` of the plan in force at that month's end, at that plan's price, on that
+  subscription's invoice, one line per product; computed from the generated events), and a
+  first prorated invoice (+ a one-off setup fee above the starter plan) for subscriptions
+  started in the window. A month without a plan at its end is not billed. Revenue leaks are
+  planted at ``leak_rate`` (a month never billed, a usage line short, a price one off the
+  plan's; and tenants that keep calling after their cancellation): ``billing.revenue_leaks`` in
+  the summary lists every judged customer-month not billed as its plan says, and why. Invoices
   are re-exported on each status change (draft -> open -> paid / void / uncollectible, latest
   ``updated_at`` wins); a few stay draft. Credit notes 1-7 weeks after the invoice, refunds after
   payment. Deliberate faults, reported by id in the summary: header total != subtotal + tax, a
