@@ -7,9 +7,10 @@ Staging is one model per export, no joins, deduplicated by natural key in a tota
 ``int_subscription_versions`` and ``int_billing_documents_resolved`` feed the monthly customer
 fact; a build that changes any of their rows reports the earliest month a changed row touches
 (old and new dates), so a plan change, a re-dated or voided invoice, a remapped customer or a
-corrected FX rate rebuilds the months from there on (``plan.month_span``). A changed document
-also rebuilds the month before its own: the first invoice issued in a month is the billing run
-that judges the month before (``fct_usage_billing_reconciliation``'s ``pending``).
+corrected FX rate rebuilds the months from there on (``plan.month_span``). When the latest
+billing run (the latest issued invoice) moves into another month, the documents' report also
+names the month it judges: the first invoice issued in December turns November's
+``fct_usage_billing_reconciliation`` from ``pending`` into judged.
 
 ``fct_usage_billing_reconciliation`` lives here because what it judges is billing (usage line
 items, invoices, plan prices, FX); it takes its rows and metered units from
