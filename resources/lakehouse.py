@@ -1,9 +1,13 @@
 """The lakehouse resource: the one place that knows the Iceberg catalog, warehouse and landing.
 
 Every asset reads and writes Iceberg through this resource. Writes come in two kinds only:
-- ``replace_where``: replace exactly the rows matching a filter (a partition) — repeatable;
-- ``append_batch``: append guarded by a batch id stored in the snapshot summary, so a retried
-  step never appends the same batch twice.
+- replace exactly the rows matching a filter (a partition): repeatable;
+- append, recording in the snapshot summary a ledger of what was appended (the landing files'
+  digests), so a caller never appends the same input twice, even after a crash mid-way.
+Commits are optimistic: a commit that lost a race with another writer is retried on the new
+table state (pyiceberg re-validates it: a replace whose window another writer changed fails
+instead of overwriting it). What must not run at once is serialized by ``lease`` (a row in the
+catalog's database, see ``resources/leases.py``).
 Besides data, ``create_tag`` names a snapshot (a month close) so it stays readable forever.
 """
 
@@ -12,7 +16,8 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import dagster as dg
@@ -20,15 +25,23 @@ import duckdb
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table
 from pyiceberg.types import NestedField
 
+from resources.leases import Lease, Leases, check_held
+
 NAMESPACES = ("raw", "staging", "core", "marts")
-BATCH_PROPERTY = "c360.batch-id"
 ALL_ROWS = AlwaysTrue()
+# Parallel partition runs commit to one table at once: a commit that lost the race is retried
+# on the new state (different partitions never conflict), with more patience than the default.
+TABLE_PROPERTIES = {
+    "commit.retry.num-retries": "12",
+    "commit.retry.min-wait-ms": "50",
+    "commit.retry.max-wait-ms": "5000",
+}
 
 
 def _abs_uri(path_or_uri: str) -> str:
@@ -112,12 +125,28 @@ class LakehouseResource(dg.ConfigurableResource):
 
     # -- catalog ---------------------------------------------------------------------------
     @property
-    def catalog(self) -> Catalog:
+    def catalog_db_uri(self) -> str:
+        """The catalog's database (relative SQLite paths made absolute and stable)."""
         uri = self.catalog_uri
         sqlite_dir = _sqlite_dir(uri)
-        if sqlite_dir is not None:  # make relative SQLite paths absolute and stable
+        if sqlite_dir is not None:
+            sqlite_dir.mkdir(parents=True, exist_ok=True)
             uri = "sqlite:///" + str((sqlite_dir / Path(uri).name).resolve())
-        return _open_catalog(self.catalog_name, uri, _abs_uri(self.warehouse))
+        return uri
+
+    @property
+    def catalog(self) -> Catalog:
+        return _open_catalog(self.catalog_name, self.catalog_db_uri, _abs_uri(self.warehouse))
+
+    @property
+    def leases(self) -> Leases:
+        return Leases(self.catalog_db_uri, self.catalog_name)
+
+    def lease(
+        self, name: str, on_wait: Callable[[str], None] | None = None
+    ) -> AbstractContextManager[Lease]:
+        """Hold the lease ``name`` in the catalog's database for a block (``Leases.hold``)."""
+        return self.leases.hold(name, on_wait=on_wait)
 
     @property
     def landing_path(self) -> Path:
@@ -132,25 +161,45 @@ class LakehouseResource(dg.ConfigurableResource):
     def ensure_table(
         self, identifier: str, schema: pa.Schema, partition_by: Iterable[str] = ()
     ) -> Table:
-        """Create the table from an Arrow schema (identity partitions), or evolve it to match."""
+        """Create the table from an Arrow schema (identity partitions), or evolve it to match.
+
+        Creation is one commit holding the schema, the partition spec and the commit-retry
+        properties, so a concurrent writer never sees the table half made; two creators race
+        harmlessly (the loser loads the winner's table), and so do two schema evolutions.
+        """
         schema = _normalize_arrow(schema.empty_table()).schema
-        try:
-            table = self.catalog.load_table(identifier)
-        except NoSuchTableError:
-            table = self.catalog.create_table_if_not_exists(identifier, schema=schema)
-            fields = list(partition_by)
-            if fields and table.spec().is_unpartitioned():
-                with table.update_spec() as spec:
-                    for name in fields:
-                        spec.add_identity(name)
+        for _ in range(5):
+            try:
                 table = self.catalog.load_table(identifier)
-            return table
-        missing = [f for f in schema if f.name not in table.schema().column_names]
-        if missing:
-            with table.update_schema() as update:
-                update.union_by_name(schema)
-            table = self.catalog.load_table(identifier)
-        return table
+            except NoSuchTableError:
+                return self._create_table(identifier, schema, tuple(partition_by))
+            missing = [f for f in schema if f.name not in table.schema().column_names]
+            stale = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
+            if not missing and not stale:
+                return table
+            try:
+                with table.transaction() as tx:
+                    if stale:  # a table made before these properties existed
+                        tx.set_properties(stale)
+                    if missing:
+                        with tx.update_schema() as update:
+                            update.union_by_name(schema)
+            except CommitFailedException:
+                continue  # another writer changed the table meanwhile: look again
+        return self.catalog.load_table(identifier)
+
+    def _create_table(self, identifier: str, schema: pa.Schema, partition_by: tuple[str, ...]):
+        try:
+            with self.catalog.create_table_transaction(
+                identifier, schema=schema, properties=TABLE_PROPERTIES
+            ) as tx:
+                if partition_by:
+                    with tx.update_spec() as spec:
+                        for name in partition_by:
+                            spec.add_identity(name)
+        except (TableAlreadyExistsError, CommitFailedException):
+            pass  # another writer created it first: use theirs
+        return self.catalog.load_table(identifier)
 
     # -- reads -----------------------------------------------------------------------------
     def scan(
@@ -178,34 +227,19 @@ class LakehouseResource(dg.ConfigurableResource):
         ref = self.load(identifier).refs().get(tag)
         return ref.snapshot_id if ref is not None and ref.snapshot_ref_type == "tag" else None
 
-    def batch_ids(self, identifier: str) -> set[str]:
-        """Batch ids already committed to a table (from its snapshot summaries)."""
+    def ledger(self, identifier: str, key: str) -> set[str]:
+        """Every entry that commits of the table recorded under ``key`` in their snapshot summary
+        (a comma-separated list, e.g. the landing files an append holds)."""
         if not self.table_exists(identifier):
             return set()
-        found = set()
+        found: set[str] = set()
         for snapshot in self.load(identifier).snapshots():
             props = snapshot.summary.additional_properties if snapshot.summary else {}
-            if BATCH_PROPERTY in props:
-                found.add(props[BATCH_PROPERTY])
+            if props.get(key):
+                found.update(props[key].split(","))
         return found
 
     # -- writes ----------------------------------------------------------------------------
-    def append_batch(
-        self,
-        identifier: str,
-        data: pa.Table,
-        batch_id: str,
-        partition_by: Iterable[str] = (),
-    ) -> bool:
-        """Append once per batch id; returns False when the batch was already committed."""
-        data = _normalize_arrow(data)
-        table = self.ensure_table(identifier, data.schema, partition_by)
-        if batch_id in self.batch_ids(identifier):
-            return False
-        data = data.select(table.schema().column_names) if data.num_columns else data
-        table.append(data, snapshot_properties={BATCH_PROPERTY: batch_id})
-        return True
-
     def write_query(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -215,11 +249,10 @@ class LakehouseResource(dg.ConfigurableResource):
         partition_by: tuple[str, ...] = (),
         *,
         replace: BooleanExpression | None = None,
-        batch_id: str | None = None,
         properties: Mapping[str, str] | None = None,
     ) -> tuple[int, list[str]]:
         """Write a DuckDB query's rows to the table: ``replace`` the rows matching a filter, or
-        append once per ``batch_id``. Returns (rows written, data files added).
+        append them. Returns (rows written, data files added).
 
         DuckDB streams the rows straight into Parquet data files of the table (its Iceberg field
         ids, types and column order; one file set per partition value), which one Iceberg commit
@@ -231,19 +264,17 @@ class LakehouseResource(dg.ConfigurableResource):
         """
         shape = con.sql(f"select * from ({sql}\n) limit 0", params=params).to_arrow_table()
         table = self.ensure_table(identifier, shape.schema, partition_by)
-        if batch_id is not None and batch_id in self.batch_ids(identifier):
-            return 0, []
         record_always = bool(properties)  # a caller's properties are committed even with no rows
         properties = dict(properties or {})
-        if batch_id is not None:
-            properties[BATCH_PROPERTY] = batch_id
         location = table.location()
         if not location.startswith(("file://", "/")):
-            data = con.sql(sql, params=params).to_arrow_table()
+            data = _normalize_arrow(con.sql(sql, params=params).to_arrow_table())
+            check_held()
             if replace is not None:
                 self.replace_where(identifier, data, replace, partition_by, properties)
             else:
-                self.append_batch(identifier, data, batch_id or uuid.uuid4().hex, partition_by)
+                ordered = data.select(table.schema().column_names) if data.num_columns else data
+                table.append(ordered, snapshot_properties=properties)
             return data.num_rows, []
         schema = table.schema()
         kinds = duckdb_types(con, schema_to_pyarrow(schema, include_field_ids=False))
@@ -273,6 +304,7 @@ class LakehouseResource(dg.ConfigurableResource):
         if not rows:
             shutil.rmtree(folder)
             files = []
+        check_held()  # a lease that expired under this writer: stop before committing
         with table.transaction() as tx:
             if replace is not None:
                 with warnings.catch_warnings():  # a first build replaces nothing: expected

@@ -552,33 +552,51 @@ def ensure_raw_tables(lakehouse: LakehouseResource, source: Source) -> None:
     lakehouse.ensure_table(LANDING_FILES_TABLE, LANDING_FILES_SCHEMA)
 
 
+def ledger_key(source: Source) -> str:
+    """The snapshot-summary key under which a table's appends list the landing files (their
+    digests) whose rows of ``source`` they hold: the table's exactly-once ledger."""
+    return f"c360.files.{source.name}"
+
+
 def _commit(lakehouse: LakehouseResource, source: Source, pending: _Pending) -> None:
-    """Write one batch to the raw table, the quarantine and the file log, each exactly once."""
+    """Write one batch to the raw table, the quarantine and the file log: each table gets the
+    rows of exactly the batch's files that its ledger does not list yet.
+
+    The file log is written last: a file counts as ingested only once its rows are in. A run
+    that stopped between two of these commits (a crash, a SIGKILL) leaves files that the next
+    run validates again; the ledgers then keep the tables that already hold their rows from
+    getting them twice, and the others are completed.
+    """
     batch_id = hashlib.sha256(
         "".join(sorted(f["file_sha256"] for f in pending.files)).encode()
     ).hexdigest()[:32]
     partition = ("event_date",) if source.event_time else ()
     schema = raw_schema(source)
+    log = [
+        pa.Table.from_pylist([{**f, "batch_id": batch_id}], LANDING_FILES_SCHEMA)
+        for f in pending.files
+    ]
     batches = {
-        source.table: (pa.concat_tables([t.cast(schema) for t in pending.accepted]), partition),
-        QUARANTINE_TABLE: (
-            pa.concat_tables([t.cast(QUARANTINE_SCHEMA) for t in pending.quarantined]),
-            (),
-        ),
-        # the file log is written last: a file counts as ingested only once its rows are in
-        LANDING_FILES_TABLE: (
-            pa.Table.from_pylist(
-                [{**f, "batch_id": batch_id} for f in pending.files], LANDING_FILES_SCHEMA
-            ),
-            (),
-        ),
+        source.table: ([t.cast(schema) for t in pending.accepted], partition),
+        QUARANTINE_TABLE: ([t.cast(QUARANTINE_SCHEMA) for t in pending.quarantined], ()),
+        LANDING_FILES_TABLE: (log, ()),
     }
+    digests = [f["file_sha256"] for f in pending.files]
+    key = ledger_key(source)
     con = connect()
     try:
-        for table, (rows, partition_by) in batches.items():
-            con.register("batch", rows)
+        for table, (per_file, partition_by) in batches.items():
+            done = lakehouse.ledger(table, key)
+            todo = [i for i, digest in enumerate(digests) if digest not in done]
+            if not todo:
+                continue
+            con.register("batch", pa.concat_tables([per_file[i] for i in todo]))
             lakehouse.write_query(
-                con, table, "select * from batch", partition_by=partition_by, batch_id=batch_id
+                con,
+                table,
+                "select * from batch",
+                partition_by=partition_by,
+                properties={key: ",".join(digests[i] for i in todo)},
             )
             con.unregister("batch")
     finally:
@@ -646,7 +664,22 @@ def ingest_source(
     date_range: tuple[dt.date, dt.date],
     ingested_at: dt.datetime | None = None,
 ) -> IngestSummary:
-    """Ingest every landing file of ``source`` not yet ingested (by content)."""
+    """Ingest every landing file of ``source`` not yet ingested (by content).
+
+    One ingestion of a source at a time, wherever it runs: the source's lease in the catalog's
+    database is held from listing the new files to logging them, so a second run waits and then
+    finds them ingested.
+    """
+    with lakehouse.lease(f"ingest/{source.name}"):
+        return _ingest_source(lakehouse, source, date_range, ingested_at)
+
+
+def _ingest_source(
+    lakehouse: LakehouseResource,
+    source: Source,
+    date_range: tuple[dt.date, dt.date],
+    ingested_at: dt.datetime | None,
+) -> IngestSummary:
     ensure_raw_tables(lakehouse, source)
     summary = IngestSummary(source.name)
     fresh, summary.skipped_files = _new_files(lakehouse, source)

@@ -10,6 +10,7 @@ partition of the Iceberg table, and reports row counts and check results.
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -18,7 +19,7 @@ import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue
 
 from c360_assets.lib import incremental
-from c360_assets.lib.partitions import PARTITIONS, advance, window_of
+from c360_assets.lib.partitions import BACKFILL_RUN_SIZE, PARTITIONS, advance, window_of
 from c360_assets.lib.sqlmodel import Read, SqlSession, between, open_model_session, sql_text
 from resources.lakehouse import LakehouseResource
 
@@ -368,6 +369,18 @@ def _build(
     return rows, checks, extra
 
 
+def partition_local(model: Model) -> bool:
+    """Whether a build of one partition depends on nothing but its inputs (no plan read from
+    the table, no rows written ahead of the run's partitions): then builds of different
+    partitions run at once and only builds of the same partition are serialized."""
+    return model.partitioning is not None and not model.series and not model.rebuild_ahead
+
+
+def partition_lease(table: str, start: dt.date) -> str:
+    """The lease name of one partition of a table (whoever writes or freezes that partition)."""
+    return f"{table}/{start.isoformat()}"
+
+
 def merge_checks(per_chunk: list[list[dg.AssetCheckResult]]) -> list[dg.AssetCheckResult]:
     """One result per check over all chunks: passed only if every chunk passed."""
     if len(per_chunk) == 1:
@@ -438,7 +451,12 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
         name=model.name,
         group_name=model.layer,
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
+        # a backfill of many partitions becomes several runs that the run queue runs at once
+        backfill_policy=(
+            dg.BackfillPolicy.multi_run(BACKFILL_RUN_SIZE[model.partitioning])
+            if model.partitioning
+            else None
+        ),
         deps=deps,
         check_specs=check_specs,
         kinds={"duckdb", "iceberg"},
@@ -446,17 +464,24 @@ def build_model_asset(model: Model) -> dg.AssetsDefinition:
         metadata={"table": model.table, "grain": ", ".join(model.grain)},
     )
     def _asset(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
-        steps, extra = build_steps(context, lakehouse, model)
-        rows, per_chunk = 0, []
-        for step in steps:
-            written, checks, step_extra = _build(lakehouse, model, step)
-            rows += written
-            per_chunk.append(checks)
-            extra.update(step_extra)
-            what = "changed series of" if step.series is not None else "all of"
-            context.log.info(
-                f"{model.table}: wrote {written} rows for {what} {step.window or 'all'}"
-            )
+        with ExitStack() as whole:
+            if not partition_local(model):  # planned from the table's state: one build at a time
+                whole.enter_context(lakehouse.lease(model.table, on_wait=context.log.info))
+            steps, extra = build_steps(context, lakehouse, model)
+            rows, per_chunk = 0, []
+            for step in steps:
+                with ExitStack() as one:
+                    if partition_local(model) and step.window is not None:
+                        name = partition_lease(model.table, step.window[0])
+                        one.enter_context(lakehouse.lease(name, on_wait=context.log.info))
+                    written, checks, step_extra = _build(lakehouse, model, step)
+                rows += written
+                per_chunk.append(checks)
+                extra.update(step_extra)
+                what = "changed series of" if step.series is not None else "all of"
+                context.log.info(
+                    f"{model.table}: wrote {written} rows for {what} {step.window or 'all'}"
+                )
         if not per_chunk:  # nothing changed that this build depends on
             per_chunk.append(check_stored_partition(lakehouse, model, window_of(context)))
         windows = [s.window for s in steps if s.window]

@@ -24,6 +24,9 @@ monthly_partitions = dg.MonthlyPartitionsDefinition(
 )
 
 PARTITIONS = {"daily": daily_partitions, "monthly": monthly_partitions}
+# Partitions per run when a backfill is split into runs (they run at once, up to the run queue's
+# limit): large enough that a run's start-up is small beside its work, small enough to spread.
+BACKFILL_RUN_SIZE = {"daily": 5, "monthly": 3}
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 

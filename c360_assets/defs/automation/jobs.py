@@ -23,12 +23,12 @@ import dagster as dg
 
 from c360_assets.defs.ingest.sources import SOURCES, USAGE
 from c360_assets.lib.models import Model, asset_key_for_table
-from c360_assets.lib.partitions import daily_partitions, monthly_partitions
 from c360_assets.lib.plan import Touched, latest_storage_id, month_span, touched_since
 
 RAW_KEYS = [dg.AssetKey(s.asset_name) for s in SOURCES]
 DAY_TRIGGERS = [dg.AssetKey(USAGE.asset_name), dg.AssetKey("int_tenants_resolved")]
 STAGES = ("daily", "monthly")
+STAGE_TAG = "c360/stage"  # the run queue limits ingestion runs by it (tools/instance.py)
 
 
 def _names(models: Sequence[Model], partitioning: str | None) -> list[str]:
@@ -36,19 +36,15 @@ def _names(models: Sequence[Model], partitioning: str | None) -> list[str]:
 
 
 def build_jobs(models: Sequence[Model]) -> list:
+    def job(stage: str, names: list):
+        selection = dg.AssetSelection.assets(*names)
+        return dg.define_asset_job(f"{stage}_job", selection, tags={STAGE_TAG: stage})
+
     return [
-        dg.define_asset_job("ingest_job", dg.AssetSelection.assets(*RAW_KEYS)),
-        dg.define_asset_job("refresh_job", dg.AssetSelection.assets(*_names(models, None))),
-        dg.define_asset_job(
-            "daily_job",
-            dg.AssetSelection.assets(*_names(models, "daily")),
-            partitions_def=daily_partitions,
-        ),
-        dg.define_asset_job(
-            "monthly_job",
-            dg.AssetSelection.assets(*_names(models, "monthly")),
-            partitions_def=monthly_partitions,
-        ),
+        job("ingest", RAW_KEYS),
+        job("refresh", _names(models, None)),
+        job("daily", _names(models, "daily")),
+        job("monthly", _names(models, "monthly")),
     ]
 
 

@@ -25,13 +25,14 @@ As-closed figures stay queryable by Iceberg time travel on the tag:
 
 import argparse
 import datetime as dt
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import dagster as dg
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysFalse, BooleanExpression
 
-from c360_assets.lib.models import Model, check_stored_partition
+from c360_assets.lib.models import Model, check_stored_partition, partition_lease
 from c360_assets.lib.partitions import advance, monthly_partitions
 from c360_assets.lib.sqlmodel import Read, between, run_sql, sql_text
 from resources.lakehouse import LakehouseResource
@@ -228,8 +229,25 @@ def close_month(
     models: tuple[Model, ...],
     month: dt.date,
 ) -> CloseResult:
-    """Close ``month`` (its first day); raises :class:`CloseRefused` when it must not be closed."""
+    """Close ``month`` (its first day); raises :class:`CloseRefused` when it must not be closed.
+
+    Holds the month's partition lease of each table it tags: no build of the month is half-way
+    while it is judged and tagged, and two closes of one month run one after the other.
+    """
     month = month.replace(day=1)
+    with ExitStack() as leases:
+        for table in CLOSED_TABLES:  # always in this order
+            leases.enter_context(lakehouse.lease(partition_lease(table, month)))
+        return _close_month(lakehouse, instance, defs, models, month)
+
+
+def _close_month(
+    lakehouse: LakehouseResource,
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    models: tuple[Model, ...],
+    month: dt.date,
+) -> CloseResult:
     tag = tag_name(month)
     tagged = lakehouse.tag_snapshot_id(FACTS, tag)
     if tagged is not None:  # closed before: a no-op (repairs the record if a close was cut short)
