@@ -37,9 +37,7 @@ _NOW = {  # the database's clock, in epoch seconds
 
 
 # the leases held in this context (thread or task): every write checks them before committing
-_HELD: contextvars.ContextVar[tuple[Lease, ...]] = contextvars.ContextVar(
-    "c360_leases", default=()
-)
+_HELD: contextvars.ContextVar[tuple[Lease, ...]] = contextvars.ContextVar("c360_leases", default=())
 
 
 def check_held() -> None:

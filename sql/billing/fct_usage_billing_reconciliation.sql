@@ -6,7 +6,7 @@
 -- items whose service_period_start falls in the month, on invoices neither draft nor void
 -- (latest export), whatever month the invoice was issued in (int_billing_documents_resolved's
 -- usage_line documents, the same lines as fct_customer_month.billed_usage_units); the plan
--- (included_units, overage_unit_price_minor) = int_plans_at_month_end, the version that gives
+-- (included_units, overage_unit_price_minor) = int_customer_months, the version that gives
 -- fct_customer_month.plan_code. A mid-month plan change is judged on the plan at month end for
 -- the whole month (no proration); prices are flat per unit (no tiers).
 -- expected_overage_units = greatest(0, metered - included); expected_overage_minor = that x the
@@ -27,8 +27,8 @@ fct_customer_month as (
     select * from fct_customer_month
 ),
 
-int_plans_at_month_end as (
-    select * from int_plans_at_month_end
+int_customer_months as (
+    select * from int_customer_months
 ),
 
 int_billing_documents_resolved as (
@@ -103,7 +103,7 @@ expected as (
                 then greatest(0, facts.usage_units - month_end_plans.included_units)::bigint
         end as expected_overage_units
     from facts_in_window as facts
-    left join int_plans_at_month_end as month_end_plans
+    left join int_customer_months as month_end_plans
         on
             facts.month = month_end_plans.month
             and facts.customer_key = month_end_plans.customer_key

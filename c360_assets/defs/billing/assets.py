@@ -1,6 +1,6 @@
 """Billing domain: latest-version staging of each billing export, subscription history, the
-plan of each customer at each month's end, the dated and converted billing documents, the invoice
-reconciliation and revenue assurance (usage against billing).
+dated and converted billing documents, the invoice reconciliation and revenue assurance (usage
+against billing).
 
 Staging is one model per export, no joins, deduplicated by natural key in a total order
 (updated_at where the export has one, then ingested_at, source file, source line).
@@ -27,10 +27,10 @@ from resources.lakehouse import LakehouseResource
 DOMAIN = "billing"  # its SQL: sql/billing/
 
 SUBSCRIPTION_VERSIONS = "core.int_subscription_versions"
-PLANS_AT_MONTH_END = "core.int_plans_at_month_end"
 DOCUMENTS = "core.int_billing_documents_resolved"
 IDENTITY = "core.int_billing_customers_resolved"
 MINOR_UNITS = "core.int_currency_minor_units"
+CUSTOMER_MONTHS = "core.int_customer_months"  # rows and month-end plans (customers domain)
 CUSTOMER_MONTH = "marts.fct_customer_month"
 
 
@@ -108,15 +108,6 @@ MODELS = (
         ),
     ),
     Model(
-        name="int_plans_at_month_end",
-        layer="core",
-        domain=DOMAIN,
-        reads={"int_subscription_versions": Read(SUBSCRIPTION_VERSIONS)},
-        grain=("month", "customer_key"),
-        partitioning="monthly",
-        partition_column="month",
-    ),
-    Model(
         name="int_billing_documents_resolved",
         layer="core",
         domain=DOMAIN,
@@ -170,7 +161,7 @@ MODELS = (
         domain=DOMAIN,
         reads={
             "fct_customer_month": Read(CUSTOMER_MONTH, "month"),
-            "int_plans_at_month_end": Read(PLANS_AT_MONTH_END, "month"),
+            "int_customer_months": Read(CUSTOMER_MONTHS, "month"),
             "int_billing_documents_resolved": Read(DOCUMENTS),
             "int_billing_customers_resolved": Read(IDENTITY),
             "stg_billing_fx_rates": _stg("fx_rates"),
