@@ -7,7 +7,8 @@
 -- (latest export), whatever month the invoice was issued in (int_billing_documents_resolved's
 -- usage_line documents, the same lines as fct_customer_month.billed_usage_units); the plan
 -- (included_units, overage_unit_price_minor) = int_customer_months, the version that gives
--- fct_customer_month.plan_code. A mid-month plan change is judged on the plan at month end for
+-- fct_customer_month.plan_code. Units and minor units are exact decimal(38, 0) (as usage_units).
+-- A mid-month plan change is judged on the plan at month end for
 -- the whole month (no proration); prices are flat per unit (no tiers).
 -- expected_overage_units = greatest(0, metered - included); expected_overage_minor = that x the
 -- plan's price; unit_gap = billed_units - expected_overage_units; amount_gap_minor =
@@ -63,8 +64,8 @@ billed_per_month as (
     select
         report_month as month,
         customer_key,
-        sum(units)::bigint as billed_units,
-        sum(amount_minor)::bigint as billed_overage_minor
+        sum(units)::decimal(38, 0) as billed_units,
+        sum(amount_minor)::decimal(38, 0) as billed_overage_minor
     from int_billing_documents_resolved
     where
         document_type = 'usage_line'
@@ -96,11 +97,14 @@ expected as (
         month_end_plans.subscription_id is not null as has_plan,
         (facts.month + interval 1 month)::timestamptz as month_end,
         (facts.month + interval 1 month - interval 1 day)::date as month_last_day,
-        coalesce(billed.billed_units, 0)::bigint as billed_units,
-        coalesce(billed.billed_overage_minor, 0)::bigint as billed_overage_minor,
+        coalesce(billed.billed_units, 0)::decimal(38, 0) as billed_units,
+        coalesce(billed.billed_overage_minor, 0)::decimal(38, 0) as billed_overage_minor,
         case
             when month_end_plans.subscription_id is not null
-                then greatest(0, facts.usage_units - month_end_plans.included_units)::bigint
+                then
+                    greatest(
+                        0, facts.usage_units - month_end_plans.included_units
+                    )::decimal(38, 0)
         end as expected_overage_units
     from facts_in_window as facts
     left join int_customer_months as month_end_plans
@@ -120,9 +124,10 @@ expected as (
 gaps as (
     select
         *,
-        (expected_overage_units * overage_unit_price_minor)::bigint as expected_overage_minor,
-        (billed_units - expected_overage_units)::bigint as unit_gap,
-        (billed_overage_minor - expected_overage_units * overage_unit_price_minor)::bigint
+        (expected_overage_units * overage_unit_price_minor)::decimal(38, 0)
+            as expected_overage_minor,
+        (billed_units - expected_overage_units)::decimal(38, 0) as unit_gap,
+        (billed_overage_minor - expected_overage_units * overage_unit_price_minor)::decimal(38, 0)
             as amount_gap_minor
     from expected
 ),

@@ -9,12 +9,12 @@ final as (
         currency,
         status,
         count(*)::bigint as customers,
-        sum(metered_units)::bigint as metered_units,
-        sum(expected_overage_units)::bigint as expected_overage_units,
-        sum(billed_units)::bigint as billed_units,
-        sum(expected_overage_minor)::bigint as expected_overage_minor,
-        sum(billed_overage_minor)::bigint as billed_overage_minor,
-        sum(amount_gap_minor)::bigint as amount_gap_minor,
+        sum(metered_units)::decimal(38, 0) as metered_units,
+        sum(expected_overage_units)::decimal(38, 0) as expected_overage_units,
+        sum(billed_units)::decimal(38, 0) as billed_units,
+        sum(expected_overage_minor)::decimal(38, 0) as expected_overage_minor,
+        sum(billed_overage_minor)::decimal(38, 0) as billed_overage_minor,
+        sum(amount_gap_minor)::decimal(38, 0) as amount_gap_minor,
         sum(amount_gap_usd)::decimal(18, 2) as amount_gap_usd
     from model_output
     group by all
