@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal, get_args
 
 import dagster as dg
@@ -243,8 +244,16 @@ def grain_check_sql(grain: tuple[str, ...]) -> str:
     )
 
 
+def _json_value(value: object) -> object:
+    """A value JSON has no type for: a decimal of scale 0 (units, minor units) as an integer,
+    any other (an amount with cents, a date) as its text."""
+    if isinstance(value, Decimal) and value.as_tuple().exponent == 0:
+        return int(value)
+    return str(value)
+
+
 def _json(rows: list[dict]) -> dg.MetadataValue:
-    return dg.MetadataValue.json(json.loads(json.dumps(rows, default=str)))
+    return dg.MetadataValue.json(json.loads(json.dumps(rows, default=_json_value)))
 
 
 def _check_result(
