@@ -464,8 +464,15 @@ class LakehouseResource(dg.ConfigurableResource):
                     pass
         return rows, files
 
-    def create_tag(self, identifier: str, tag: str, snapshot_id: int) -> None:
-        """Tag a snapshot (kept until the tag is removed: readable by time travel)."""
+    def create_tag(self, identifier: str, tag: str, snapshot_id: int, move: bool = False) -> None:
+        """Tag a snapshot (kept until the tag is removed: readable by time travel). ``move``: a
+        tag of that name on another snapshot is moved to this one."""
+        table = self.load(identifier)
+        ref = table.metadata.refs.get(tag)
+        if ref is not None and move and ref.snapshot_id != snapshot_id:
+            table.manage_snapshots().remove_tag(tag).commit()
+        elif ref is not None and ref.snapshot_id == snapshot_id:
+            return
         self.load(identifier).manage_snapshots().create_tag(snapshot_id, tag).commit()
 
     def replace_where(

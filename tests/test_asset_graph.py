@@ -38,7 +38,8 @@ def test_every_check_declares_its_severity_and_blocking_ones_are_errors(lake):
     assert {c["severity"] for c in checks.values()} == {"ERROR", "WARN"}
     assert all(c["severity"] == "ERROR" for c in checks.values() if c["blocking"])
     # the checks that stop downstream assets: every grain, conservation, key resolution and SCD2
-    # window check, fx_rates_available, and each raw source's rows_conserved
+    # window check, fx_rates_available, each raw source's rows_conserved, and the usage-billing
+    # reconciliation's rows (exactly fct_customer_month's)
     blocking = {k for k, c in checks.items() if c["blocking"]}
     assert {name for _, name in blocking} == {
         "grain_is_unique",
@@ -52,6 +53,7 @@ def test_every_check_declares_its_severity_and_blocking_ones_are_errors(lake):
         "dim_customer_windows_do_not_overlap",
         "dim_customer_one_current_per_live_customer",
         "dim_customer_windows_chain",
+        "reconciliation_rows_match_customer_month",
     }
-    # a grain per model, rows_conserved per source, 10 others (customer_keys_resolve on two facts)
-    assert len(blocking) == 21 + 9 + 10
+    # a grain per model, rows_conserved per source, 11 others (customer_keys_resolve on two facts)
+    assert len(blocking) == 24 + 9 + 11

@@ -48,11 +48,13 @@ def reading(name: str, input_name: str, read: Read) -> tuple[Model, ...]:
             "it changed (an unpartitioned model needs an after_write ChangeReport reporting "
             "touched_dates)",
         ),
-        # FX rates land without document dates: a monthly model reading them would never hear
+        # billing customers land without month columns: a monthly model reading the raw table
+        # would never hear of a change
         (
-            lambda: reading("fct_customer_month", "fx", Read("raw.billing_fx_rates")),
-            "model fct_customer_month: input fx (raw.billing_fx_rates) cannot report the months it "
-            "changed (a raw source declaring no month_columns reports no touched_months)",
+            lambda: reading("fct_customer_month", "payers", Read("raw.billing_customers")),
+            "model fct_customer_month: input payers (raw.billing_customers) cannot report the "
+            "months it changed (a raw source declaring no month_columns reports no "
+            "touched_months)",
         ),
         (
             lambda: reading("usage_anomalies", "months", Read("marts.fct_customer_month", "month")),

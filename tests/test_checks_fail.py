@@ -211,6 +211,15 @@ CASES = {
         DUPLICATE_CUS_1,
         frozenset({GRAIN}),
     ),
+    # cus_1 resolved twice: the plan's billing customer (its currency) joins twice, so Ann's
+    # reconciliation rows come twice (the same set of rows as the facts: the rows check holds)
+    "fct_usage_billing_reconciliation:grain": Break(
+        "fct_usage_billing_reconciliation",
+        "2026-10-01",
+        "core.int_billing_customers_resolved",
+        DUPLICATE_CUS_1,
+        frozenset({GRAIN}),
+    ),
     "fct_invoice_reconciliation:customer_keys_resolve": Break(
         "fct_invoice_reconciliation",
         None,
@@ -366,6 +375,8 @@ GROUPED_BY_GRAIN = (
     "stg_billing_refunds",
     "stg_billing_fx_rates",
     "int_subscription_coverage",
+    "int_currency_minor_units",  # constants: no input at all
+    "int_customer_months",  # one spine row per month and customer, the top-ranked plan joined
 )
 
 
@@ -438,3 +449,20 @@ def test_quarantine_rate_warns_above_five_percent_and_never_blocks(lake):
         0.1,
     )
     assert rate.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_a_reconciliation_missing_a_customer_month_fails_its_rows_check(base):
+    """Its rows are taken from fct_customer_month, so no input can make them differ: the stored
+    October partition without Bob's row must fail the check (1 row missing)."""
+    lakehouse, model = base.lakehouse, MODELS["fct_usage_billing_reconciliation"]
+    before = lakehouse.current_snapshot_id(model.table)
+    rewrite(lakehouse, model.table, drop(where(customer_key=BOB, month=OCTOBER)))
+    try:
+        window = (OCTOBER, dt.date(2026, 11, 1))
+        results = {r.check_name: r for r in check_stored_partition(lakehouse, model, window)}
+    finally:
+        rollback(lakehouse, model.table, before)
+    check = results["reconciliation_rows_match_customer_month"]
+    assert not check.passed
+    assert check.metadata["violations"].value == 1
+    assert {r.check_name for r in results.values() if not r.passed} == {check.check_name}

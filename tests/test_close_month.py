@@ -20,11 +20,13 @@ from tests.records import (
     event,
     fx_rate,
     invoice,
+    line_item,
     subscription,
 )
 
 OCTOBER = dt.date(2026, 10, 1)
 RESTATEMENTS = "marts.restatements"
+FACTS, RECONCILIATION = "marts.fct_customer_month", "marts.fct_usage_billing_reconciliation"
 
 
 def key(natural: str) -> str:
@@ -35,8 +37,9 @@ ANN = key("crm:acc_1")  # CRM account acc_1 -> billing customer cus_1 -> tenant 
 BOB = key("crm:acc_2")  # CRM account acc_2 -> billing customer cus_2 -> tenant t2
 
 
-def drop_october(lake, bob_currency="USD"):
-    """Two customers, both on a subscription since 09-01; October usage and one invoice each."""
+def drop_october(lake, bob_currency="USD", ann_included_units=1000):
+    """Two customers, both on a subscription since 09-01 (5 per unit beyond the included units);
+    October usage and one invoice each."""
     lake.drop(
         "crm/accounts",
         "2026-10-01.jsonl",
@@ -80,7 +83,12 @@ def drop_october(lake, bob_currency="USD"):
         "billing/subscriptions",
         "subscriptions.jsonl",
         [
-            subscription(subscription_id="sub_1", billing_customer_id="cus_1", plan_code="growth"),
+            subscription(
+                subscription_id="sub_1",
+                billing_customer_id="cus_1",
+                plan_code="growth",
+                included_units=ann_included_units,
+            ),
             subscription(subscription_id="sub_2", billing_customer_id="cus_2", plan_code="starter"),
         ],
     )
@@ -122,15 +130,39 @@ def close(lake, month=OCTOBER):
     return close_month(lake.lakehouse, lake.instance, lake.definitions(), all_models(), month)
 
 
-def restated(lake) -> dict[tuple, tuple]:
+def restated(lake, table: str = FACTS) -> dict[tuple, tuple]:
     return {
         (r["month"], r["customer_key"], r["measure"]): (r["as_closed"], r["restated"])
         for r in lake.rows(RESTATEMENTS)
+        if r["table_name"] == table
     }
 
 
 def detected(lake) -> dict[tuple, dt.datetime]:
     return {(r["customer_key"], r["measure"]): r["detected_at"] for r in lake.rows(RESTATEMENTS)}
+
+
+def drop_ann_late_usage(lake):
+    """12 more units for Ann on 10-20, arriving after October was closed."""
+    lake.drop(
+        "usage_events",
+        "late.jsonl",
+        [event(event_id="e6", tenant_id="t1", occurred_at="2026-10-20T10:00:00Z", quantity=12)],
+    )
+
+
+def billed_october(line_item_id: str, units: int) -> dict:
+    """A usage line on inv_3 (the November billing run) for Ann's October: 5 per unit."""
+    return line_item(
+        line_item_id=line_item_id,
+        invoice_id="inv_3",
+        kind="usage",
+        product="fraud_score",
+        quantity=units,
+        amount_minor=units * 5,
+        service_period_start="2026-10-01T00:00:00Z",
+        service_period_end="2026-11-01T00:00:00Z",
+    )
 
 
 def test_a_closed_month_is_restated_by_late_data_and_stays_queryable_as_closed(lake, capsys):
@@ -173,11 +205,7 @@ def test_a_closed_month_is_restated_by_late_data_and_stays_queryable_as_closed(l
     # Late data for October: Ann uses 12 more units on 10-20, and a 20.00 USD credit note on
     # inv_1 is issued 10-25. Ann's October: events 3 -> 4, units 15 -> 27, active days 1 -> 2,
     # credits 0.00 -> 20.00, net 514.00 -> 494.00. Bob's October is unchanged: no rows for him.
-    lake.drop(
-        "usage_events",
-        "late.jsonl",
-        [event(event_id="e6", tenant_id="t1", occurred_at="2026-10-20T10:00:00Z", quantity=12)],
-    )
+    drop_ann_late_usage(lake)
     lake.drop(
         "billing/credit_notes",
         "credit_notes.jsonl",
@@ -200,6 +228,8 @@ def test_a_closed_month_is_restated_by_late_data_and_stays_queryable_as_closed(l
         (OCTOBER, ANN, "net_revenue_usd"): ("514.00", "494.00"),
     }
     assert restated(lake) == usage_and_credit
+    # October is still pending (no billing run since): only the metered units change there
+    assert restated(lake, RECONCILIATION) == {(OCTOBER, ANN, "metered_units"): ("15", "27")}
     first_seen = detected(lake)
 
     # A late CRM snapshot: Ann's account turned Mid-Market on 10-15 (the CRM's updated_at), so
@@ -226,6 +256,7 @@ def test_a_closed_month_is_restated_by_late_data_and_stays_queryable_as_closed(l
         **usage_and_credit,
         (OCTOBER, ANN, "segment"): ("SMB", "Mid-Market"),
     }
+    assert restated(lake, RECONCILIATION) == {(OCTOBER, ANN, "metered_units"): ("15", "27")}
     now_seen = detected(lake)
     assert {k: now_seen[k] for k in first_seen} == first_seen
 
@@ -272,3 +303,76 @@ def test_a_month_whose_blocking_checks_fail_is_refused(lake, capsys):
     result = close(lake)
     # Bob: 200.00 EUR x 1.10 = 220.00 USD; with Ann's 514.00 -> 734.00 invoiced
     assert str(result.totals["invoiced_usd"]) == "734.00"
+
+
+def test_a_closed_months_usage_billing_reconciliation_is_restated(lake, capsys):
+    # Ann's plan includes 10 units; the November billing run (issued 11-01) bills her October:
+    # 15 used, 5 beyond the plan, 5 x 5 = 25 expected and billed. October is judged: ok.
+    drop_october(lake, ann_included_units=10)
+    lake.drop(
+        "billing/invoices",
+        "invoices_2026-11-01.jsonl",
+        [
+            invoice(
+                invoice_id="inv_3",
+                billing_customer_id="cus_1",
+                period_start="2026-11-01T00:00:00Z",
+                period_end="2026-12-01T00:00:00Z",
+                issued_at="2026-11-01T01:00:00Z",
+                subtotal_minor=25,
+                tax_minor=0,
+            )
+        ],
+    )
+    lake.drop("billing/invoice_line_items", "lines.jsonl", [billed_october("li_3", 5)])
+    lake.run()
+    october = {r["customer_key"]: r for r in lake.rows(RECONCILIATION) if r["month"] == OCTOBER}
+    assert (october[ANN]["status"], october[ANN]["amount_gap_minor"]) == ("ok", 0)
+
+    # the close tags both tables with the month's tag
+    assert main(["close-month", "2026-10"]) == 0
+    printed = capsys.readouterr().out
+    assert f"tagged close-2026-10 on {FACTS} (snapshot" in printed and RECONCILIATION in printed
+    frozen = lake.lakehouse.tag_snapshot_id(RECONCILIATION, "close-2026-10")
+    assert frozen == lake.lakehouse.current_snapshot_id(RECONCILIATION)
+
+    # Late usage: 12 more units on 10-20. Ann's October: 27 used, 17 x 5 = 85 expected, 25
+    # billed: underbilled by 12 units, 60; in USD 0.25 -> 0.85 expected, gap 0.00 -> -0.60.
+    drop_ann_late_usage(lake)
+    lake.run()
+    expected_more = {
+        (OCTOBER, ANN, "metered_units"): ("15", "27"),
+        (OCTOBER, ANN, "expected_overage_units"): ("5", "17"),
+        (OCTOBER, ANN, "expected_overage_minor"): ("25", "85"),
+        (OCTOBER, ANN, "expected_overage_usd"): ("0.25", "0.85"),
+    }
+    assert restated(lake, RECONCILIATION) == {
+        **expected_more,
+        (OCTOBER, ANN, "unit_gap"): ("0", "-12"),
+        (OCTOBER, ANN, "amount_gap_minor"): ("0", "-60"),
+        (OCTOBER, ANN, "amount_gap_usd"): ("0.00", "-0.60"),
+        (OCTOBER, ANN, "status"): ("ok", "underbilled"),
+    }
+    assert restated(lake) == {
+        (OCTOBER, ANN, "usage_events"): ("3", "4"),
+        (OCTOBER, ANN, "usage_units"): ("15", "27"),
+        (OCTOBER, ANN, "active_days"): ("1", "2"),
+    }
+
+    # A late usage line bills the 12 units (60): the gap and the status are back to their
+    # as-closed values (no restatement left for them); what was billed is restated.
+    lake.drop("billing/invoice_line_items", "late_lines.jsonl", [billed_october("li_4", 12)])
+    lake.run()
+    assert restated(lake, RECONCILIATION) == {
+        **expected_more,
+        (OCTOBER, ANN, "billed_units"): ("5", "17"),
+        (OCTOBER, ANN, "billed_overage_minor"): ("25", "85"),
+        (OCTOBER, ANN, "billed_overage_usd"): ("0.25", "0.85"),
+    }
+    assert restated(lake)[OCTOBER, ANN, "billed_usage_units"] == ("5", "17")
+    # the as-closed reconciliation stays readable from its tag
+    as_closed_rows = lake.lakehouse.scan(RECONCILIATION, snapshot_id=frozen).to_pylist()
+    closed_ann = next(
+        r for r in as_closed_rows if r["month"] == OCTOBER and r["customer_key"] == ANN
+    )
+    assert (closed_ann["billed_units"], closed_ann["status"]) == (5, "ok")

@@ -237,7 +237,9 @@ def test_closes_survive_late_data_an_interruption_and_a_repeat(module_lake, monk
 
     # September: Ann's segment; Bob's late event on 09-30 (1 event, 2 units, 1 day, 1 product).
     # October: Ann's segment; her late 12 units on 10-01 (3 -> 4 events, 15 -> 27 units, 1 -> 2
-    # days). Bob's October is unchanged.
+    # days). Bob's October is unchanged. The usage-billing reconciliation, tagged by the same
+    # closes, restates its metered units the same way (= usage_units); nothing it expects or
+    # finds billed changes (the late units stay within the plans' included units, or no plan).
     assert restatements(lake) == {
         (SEP, ANN, "segment"): ("SMB", "Mid-Market"),
         (SEP, BOB, "usage_events"): ("0", "1"),
@@ -248,6 +250,8 @@ def test_closes_survive_late_data_an_interruption_and_a_repeat(module_lake, monk
         (OCT, ANN, "usage_events"): ("3", "4"),
         (OCT, ANN, "usage_units"): ("15", "27"),
         (OCT, ANN, "active_days"): ("1", "2"),
+        (SEP, BOB, "metered_units"): ("0", "2"),
+        (OCT, ANN, "metered_units"): ("15", "27"),
     }
     restated = lake.rows("marts.restatements", order_by=("month", "customer_key", "measure"))
 

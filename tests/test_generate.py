@@ -14,7 +14,6 @@ import pytest
 
 from c360_assets.tools.generate import (
     MALFORMED_KINDS,
-    PLANS,
     PRODUCTS,
     GenerateOptions,
     add_cli_arguments,
@@ -287,35 +286,41 @@ def test_invoices_tie_out_except_the_reported_faults(landing):
     assert all(dt.datetime.fromisoformat(s) < end for s in stamps)
 
 
-def test_usage_is_billed_in_arrears_from_the_generated_events(landing):
-    folder, _ = landing
+def test_usage_is_billed_in_arrears_at_the_plan_price(landing):
+    """Usage lines bill the month before their invoice's at the price of the subscription
+    version in force at that month's end (except the planted wrong prices, one off)."""
+    folder, summary = landing
     invoices = latest(read_rows(folder, "billing/invoices"), "invoice_id")
-    customers = latest(read_rows(folder, "billing/customers"), "billing_customer_id")
-    tenant_of = {c: (r["tenant_id"] or "").strip().lower() for c, r in customers.items()}
-    units: Counter = Counter()
-    seen = set()
-    for _, _, _, text in usage_lines(folder):
-        kind, record = classify(text)
-        if kind == "valid" and record["event_id"] not in seen:
-            seen.add(record["event_id"])
-            month = utc_day(record["occurred_at"]).strftime("%Y-%m")
-            units[record["tenant_id"].strip().lower(), record["product"], month] += record.get(
-                "quantity", 1
-            )
-    included = {plan[2] for plan in PLANS}
-    usage_lines_seen = 0
+    versions = defaultdict(list)
+    for version in read_rows(folder, "billing/subscriptions"):
+        versions[version["billing_customer_id"]].append(version)
+    leaks = summary["billing"]["revenue_leaks"]
+    wrong_price = {r["invoice_id"] for r in leaks["rows"] if "wrong_price" in r["causes"]}
+    lines_seen, products = 0, Counter()
     for line in read_rows(folder, "billing/invoice_line_items"):
         if line["kind"] != "usage" or line["invoice_id"] not in invoices:
             continue
         invoice = invoices[line["invoice_id"]]
-        service_month = line["service_period_start"][:7]
-        assert service_month < invoice["issued_at"][:7]  # arrears: billed the month after
-        assert line["service_period_end"][:10] == invoice["issued_at"][:8] + "01"
-        tenant = tenant_of[invoice["billing_customer_id"]]
-        used = units[tenant, line["product"], service_month]
-        assert used - int(line["quantity"]) in included
-        usage_lines_seen += 1
-    assert usage_lines_seen > 5
+        month_end = invoice["issued_at"][:8] + "01"
+        assert line["service_period_start"][:7] < month_end[:7]  # arrears: the month before
+        assert line["service_period_end"][:10] == month_end
+        in_force = max(
+            (v for v in versions[invoice["billing_customer_id"]] if v["updated_at"] < month_end),
+            key=lambda v: v["updated_at"],
+        )
+        price = int(in_force["overage_unit_price_minor"])
+        if line["invoice_id"] in wrong_price:
+            assert abs(int(line["unit_amount_minor"]) - price) == 1
+        else:
+            assert int(line["unit_amount_minor"]) == price
+        products[line["invoice_id"], line["product"]] += 1
+        lines_seen += 1
+    assert lines_seen > 5 and set(products.values()) == {1}  # one line per product
+    # the planted leaks: each kind at least once, in the one judged month (October; November
+    # is billed after the window)
+    assert leaks["judged_months"] == ["2026-10-01"]
+    assert min(leaks["planted"][k] for k in ("never_billed", "short_line", "wrong_price")) >= 1
+    assert all(r["causes"] for r in leaks["rows"])
 
 
 def test_subscriptions_customers_and_fx(landing):

@@ -129,17 +129,21 @@ def test_maintenance_changes_no_row_and_keeps_what_is_needed(lake, capsys):
 
     # 2. keep 0 days, any file age: one snapshot per table (none for the raw tables of sources
     # that had no file), except what is needed:
-    # fct_customer_month keeps the close tag's snapshot (+ current), fct_usage_daily the one
+    # fct_customer_month and fct_usage_billing_reconciliation (tagged by the same close) keep the
+    # close tag's snapshot (+ current), fct_usage_daily the one
     # the watermark names (+ current), raw.usage_events the unlogged ledger's (+ current)
     second = _maintain(lake, 0, dt.timedelta(0))
     kept = {t: _snapshots(lake, t) for t in first}
     assert {t: n for t, n in kept.items() if n > 1} == {
         "marts.fct_customer_month": 2,
+        "marts.fct_usage_billing_reconciliation": 2,
         "marts.fct_usage_daily": 2,
         "raw.usage_events": 2,
     }
     assert all(n == 1 for t, n in kept.items() if first[t].before.snapshots and n < 2)
     assert second["marts.fct_customer_month"].kept_needed == {"tag": 1, "current": 1}
+    reconciliation = second["marts.fct_usage_billing_reconciliation"]
+    assert reconciliation.kept_needed == {"tag": 1, "current": 1}
     assert second["marts.fct_usage_daily"].kept_needed == {"watermark": 1, "current": 1}
     assert second["raw.usage_events"].kept_needed == {"ledger": 1, "current": 1}
     assert second["marts.fct_usage_daily"].expired == fct_snapshots - 2

@@ -119,11 +119,15 @@ def test_a_backfill_of_one_asset_reaches_the_assets_below_it(lake):
     assert _ranges(monthly) == [("2026-10-01", "2026-10-01", ())]
     _launch(lake, "monthly_job", monthly)
 
-    # fct_customer_month alone for October: the two monthly models below it are due
+    # fct_customer_month alone for October: the three monthly models below it are due
     _backfill(lake, "monthly_job", ["fct_customer_month"], "2026-10-01", "2026-10-01", "monthly")
     monthly, _ = _tick(lake, "monthly_partitions_sensor", ticks)
     assert _ranges(monthly) == [
-        ("2026-10-01", "2026-10-01", ("fct_customer_adoption_monthly", "restatements"))
+        (
+            "2026-10-01",
+            "2026-10-01",
+            ("fct_customer_adoption_monthly", "fct_usage_billing_reconciliation", "restatements"),
+        )
     ]
     _launch(lake, "monthly_job", monthly)
     assert isinstance(_tick(lake, "daily_partitions_sensor", ticks)[0], dg.SkipReason)

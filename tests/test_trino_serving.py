@@ -306,10 +306,11 @@ class Served:
         return self.stack.trino("bi")
 
 
-@pytest.fixture(scope="module")
-def served(trino_stack: StackHandle, tmp_path_factory) -> Iterator[Served]:
-    trino_stack.reset_catalog()  # the session shares the stack: start from an empty catalog
-    root = tmp_path_factory.mktemp("served")
+@contextlib.contextmanager
+def served_lake(trino_stack: StackHandle, root: Path) -> Iterator[ServedLake]:
+    """An emptied catalog in the stack's PostgreSQL (the session shares the stack), a warehouse,
+    landing zone and Dagster instance under ``root``, Trino in the definitions."""
+    trino_stack.reset_catalog()
     for folder in ("landing", "dagster_home"):
         (root / folder).mkdir()
     lakehouse = LakehouseResource(
@@ -319,10 +320,17 @@ def served(trino_stack: StackHandle, tmp_path_factory) -> Iterator[Served]:
         landing_dir=str(root / "landing"),
     )
     with dg.DagsterInstance.local_temp(str(root / "dagster_home")) as instance:
-        lake = ServedLake(root, lakehouse, instance, trino=trino_stack.trino())
+        yield ServedLake(root, lakehouse, instance, trino=trino_stack.trino())
+
+
+@pytest.fixture(scope="module")
+def served(trino_stack: StackHandle, tmp_path_factory) -> Iterator[Served]:
+    with served_lake(trino_stack, tmp_path_factory.mktemp("served")) as lake:
         drop_september_october(lake)
         lake.run()
-        closed = close_month(lakehouse, instance, lake.definitions(), all_models(), OCTOBER)
+        closed = close_month(
+            lake.lakehouse, lake.instance, lake.definitions(), all_models(), OCTOBER
+        )
         drop_late_data(lake)
         lake.run()
         create_bi_views(trino_stack.trino())

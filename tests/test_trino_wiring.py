@@ -21,6 +21,7 @@ EXPECTED_VIEWS = {
     "invoices_not_reconciling",
     "recent_usage_anomalies",
     "adoption_by_owner_month",
+    "revenue_leakage",
 }
 
 

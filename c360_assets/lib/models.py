@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal, get_args
 
 import dagster as dg
@@ -24,6 +25,7 @@ from c360_assets.lib import incremental
 from c360_assets.lib.partitions import (
     BACKFILL_RUN_SIZE,
     advance,
+    first_month,
     month_of,
     partitions_def,
     window_of,
@@ -79,6 +81,9 @@ class SqlCheck:
 
     ``domain`` is the folder of its SQL; None: the domain of the model it is attached to.
     A blocking check is an ERROR (downstream assets do not run); a WARN never blocks.
+    The first rows the SQL returns are the check's sample (order them to show the worst first).
+    ``summary`` names a second SQL file of the same folder whose rows (e.g. counts per month
+    and status) the check reports in its metadata whether it passes or not.
     """
 
     name: str
@@ -86,6 +91,7 @@ class SqlCheck:
     blocking: bool = True
     severity: Severity = "ERROR"
     domain: str | None = None
+    summary: str | None = None
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -95,8 +101,8 @@ class SqlCheck:
         if self.blocking and self.severity != "ERROR":
             raise ModelDeclarationError(f"check {self.name}: a blocking check must be an ERROR")
 
-    def sql_path(self, model_domain: str) -> str:
-        return f"{self.domain or model_domain}/checks/{self.name}"
+    def sql_path(self, model_domain: str, name: str | None = None) -> str:
+        return f"{self.domain or model_domain}/checks/{name or self.name}"
 
 
 AfterWriteFn = Callable[[LakehouseResource, SqlSession, int | None], Mapping]
@@ -183,7 +189,8 @@ def earliest_changed_month(table: str, columns: tuple[str, ...]) -> ChangeReport
     and new values). The planner rebuilds from it through the latest month built
     (``plan.month_span``): a changed version, document or mapping can change every month from
     there on, and months after the data are never reported. The first build reports nothing:
-    the ingestion of its inputs already touched their months.
+    the ingestion of its inputs already touched their months. Without ``columns`` (a table of
+    constants, e.g. currencies' minor units) a change touches every month: the first partition's.
     """
 
     def hook(lakehouse: LakehouseResource, session: SqlSession, before: int | None) -> dict:
@@ -193,8 +200,12 @@ def earliest_changed_month(table: str, columns: tuple[str, ...]) -> ChangeReport
             session.register("previous_output", previous)
             produced = session.query("select * from model_output limit 0").column_names
             common = ", ".join(c for c in produced if c in previous.column_names)
-            earliest = " union all ".join(
-                f"select min(date_trunc('month', {c}))::date as month from changed" for c in columns
+            earliest = (
+                " union all ".join(
+                    f"select min(date_trunc('month', {c}))::date as month from changed"
+                    for c in columns
+                )
+                or "select null::date as month"
             )
             found = session.query(
                 f"""
@@ -210,6 +221,8 @@ def earliest_changed_month(table: str, columns: tuple[str, ...]) -> ChangeReport
             ).to_pylist()[0]
             changed = found["changed_rows"]
             months = [found["earliest_month"]] if found["earliest_month"] else []
+            if changed and not columns:
+                months = [first_month()]
         return {
             "changed_rows": changed,
             "touched_months": dg.MetadataValue.json([m.isoformat() for m in months]),
@@ -231,19 +244,36 @@ def grain_check_sql(grain: tuple[str, ...]) -> str:
     )
 
 
+def _json_value(value: object) -> object:
+    """A value JSON has no type for: a decimal of scale 0 (units, minor units) as an integer,
+    any other (an amount with cents, a date) as its text."""
+    if isinstance(value, Decimal) and value.as_tuple().exponent == 0:
+        return int(value)
+    return str(value)
+
+
+def _json(rows: list[dict]) -> dg.MetadataValue:
+    return dg.MetadataValue.json(json.loads(json.dumps(rows, default=_json_value)))
+
+
 def _check_result(
-    session: SqlSession, name: str, sql: str, blocking: bool, severity: str
+    session: SqlSession,
+    name: str,
+    sql: str,
+    blocking: bool,
+    severity: str,
+    summary_sql: str | None = None,
 ) -> dg.AssetCheckResult:
     violations = session.query(sql)
     sample = violations.slice(0, 5).to_pylist()
+    metadata = {"violations": violations.num_rows, "sample": _json(sample)}
+    if summary_sql is not None:
+        metadata["summary"] = _json(session.query(summary_sql).to_pylist())
     return dg.AssetCheckResult(
         check_name=name,
         passed=violations.num_rows == 0,
         severity=dg.AssetCheckSeverity(severity),
-        metadata={
-            "violations": violations.num_rows,
-            "sample": dg.MetadataValue.json(json.loads(json.dumps(sample, default=str))),
-        },
+        metadata=metadata,
     )
 
 
@@ -252,7 +282,14 @@ def run_checks(session: SqlSession, model: Model) -> list[dg.AssetCheckResult]:
     return [
         _check_result(session, "grain_is_unique", grain_check_sql(model.grain), True, "ERROR")
     ] + [
-        _check_result(session, c.name, sql_text(c.sql_path(model.domain)), c.blocking, c.severity)
+        _check_result(
+            session,
+            c.name,
+            sql_text(c.sql_path(model.domain)),
+            c.blocking,
+            c.severity,
+            c.summary and sql_text(c.sql_path(model.domain, c.summary)),
+        )
         for c in model.checks
     ]
 
@@ -512,16 +549,22 @@ def merge_checks(per_chunk: list[list[dg.AssetCheckResult]]) -> list[dg.AssetChe
         failing = [r for r in results if not r.passed]
         first = (failing or list(results))[0]
         violations = sum(r.metadata["violations"].value for r in results)
+        metadata = {
+            "violations": violations,
+            "steps_failing": len(failing),
+            "sample": first.metadata["sample"],
+        }
+        if "summary" in first.metadata:  # per-partition rows: every chunk's, and its sample
+            metadata["summary"] = _json(
+                [row for r in results for row in r.metadata["summary"].data]
+            )
+            metadata["sample"] = _json([row for r in failing for row in r.metadata["sample"].data])
         merged.append(
             dg.AssetCheckResult(
                 check_name=first.check_name,
                 passed=not failing,
                 severity=first.severity,
-                metadata={
-                    "violations": violations,
-                    "steps_failing": len(failing),
-                    "sample": first.metadata["sample"],
-                },
+                metadata=metadata,
             )
         )
     return merged

@@ -507,7 +507,8 @@ def task_build_day(args: dict) -> dict:
 
 
 def task_customer_month(args: dict) -> dict:
-    seconds = _materialize(("fct_customer_month",), args["month"])
+    """fct_customer_month for a month, with its rows and month-end plans (int_customer_months)."""
+    seconds = _materialize(("int_customer_months", "fct_customer_month"), args["month"])
     from pyiceberg.expressions import EqualTo
 
     from resources.lakehouse import LakehouseResource

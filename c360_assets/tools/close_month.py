@@ -6,7 +6,7 @@ import sys
 import dagster as dg
 
 from c360_assets.definitions import all_models, build_definitions
-from c360_assets.defs.close.assets import FACTS, CloseRefused, close_month, parse_month
+from c360_assets.defs.close.assets import CloseRefused, close_month, parse_month
 from c360_assets.tools.instance import dagster_home
 from resources.lakehouse import LakehouseResource
 
@@ -29,9 +29,12 @@ def cmd_close_month(args: argparse.Namespace) -> int:
             "nothing to do"
         )
         return 0
+    tables = ", ".join(
+        f"{table} (snapshot {snapshot})" for table, snapshot in result.tagged.items()
+    )
     print(
-        f"closed {result.month:%Y-%m}: {FACTS} tagged {result.tag} at snapshot "
-        f"{result.snapshot_id} after {result.checks_run} checks passed"
+        f"closed {result.month:%Y-%m}: tagged {result.tag} on {tables} "
+        f"after {result.checks_run} checks passed"
     )
     for name, value in result.totals.items():
         print(f"  {name:<20} {value}")

@@ -34,7 +34,9 @@ def data_extent(lakehouse: LakehouseResource) -> tuple[dt.date, dt.date] | None:
             for column in source.month_columns:
                 first = pc.min(data.column(column)).as_py()
                 if first is not None:
-                    months.append(month_of(first.astimezone(dt.UTC).date()))
+                    if isinstance(first, dt.datetime):  # a timestamp: its UTC day
+                        first = first.astimezone(dt.UTC).date()
+                    months.append(month_of(first))
     if not days:
         return None
     return min(days), min([month_of(min(days)), *months])

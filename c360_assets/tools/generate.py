@@ -31,9 +31,14 @@ The synthetic world
   noisy ``tenant_id`` (upper case and/or surrounding spaces); valid events without ``quantity``
   (default 1) and with quantity 0.
 * Billing: invoices on the 1st of each month inside the window (subscription fee in advance, usage
-  in arrears: the previous month's units above ``included_units`` per product, computed from the
-  generated events), a first prorated invoice (+ a one-off setup fee above the starter plan) for
-  subscriptions started in the window, a final usage-only invoice after a cancellation. Invoices
+  in arrears: a customer's units of the previous month, all its tenants pooled, above the
+  ``included_units`` of the plan in force at that month's end, at that plan's price, on that
+  subscription's invoice, one line per product; computed from the generated events), and a
+  first prorated invoice (+ a one-off setup fee above the starter plan) for subscriptions
+  started in the window. A month without a plan at its end is not billed. Revenue leaks are
+  planted at ``leak_rate`` (a month never billed, a usage line short, a price one off the
+  plan's; and tenants that keep calling after their cancellation): ``billing.revenue_leaks`` in
+  the summary lists every judged customer-month not billed as its plan says, and why. Invoices
   are re-exported on each status change (draft -> open -> paid / void / uncollectible, latest
   ``updated_at`` wins); a few stay draft. Credit notes 1-7 weeks after the invoice, refunds after
   payment. Deliberate faults, reported by id in the summary: header total != subtotal + tax, a
@@ -165,6 +170,9 @@ class GenerateOptions:
     events_per_file: int = 1_000_000
     crm_snapshot_every_days: int | None = None  # None: 1, or 7 above 20,000 customers
     spikes: int | None = None  # spike tenant-days; None: days // 5 (none under 10 days)
+    # planted revenue leaks of each kind (never billed, a line short, a wrong price) per
+    # customer-month billed on a clean invoice (at least one each when 3 or more are)
+    leak_rate: float = 0.03
     compresslevel: int = 1  # gzip level of the usage files (1: fast; 6: ~20 % smaller)
     # DuckDB threads; None: DuckDB's default. The files do not depend on it.
     threads: int | None = None
@@ -203,7 +211,7 @@ class _Spec:
             raise ValueError("days and events_per_day must be >= 1")
         if self.opts.events_per_file < 1000:
             raise ValueError("events_per_file must be >= 1000")
-        for name in ("duplicate_rate", "late_rate", "malformed_rate", "noisy_id_rate"):
+        for name in ("duplicate_rate", "late_rate", "malformed_rate", "noisy_id_rate", "leak_rate"):
             if not 0 <= getattr(self.opts, name) < 0.5:
                 raise ValueError(f"{name} must be in [0, 0.5)")
         if not 1 <= self.opts.max_late_days <= 45:
@@ -934,67 +942,33 @@ class _Generator:
             else "SELECT 0 AS i, 0::BIGINT AS m_ms, 0::BIGINT AS prev_ms, 0::BIGINT AS next_ms "
             "WHERE false"
         )
-        # invoice candidates (regular, final usage-only, initial prorated), then their lines
+        self._run(f"CREATE OR REPLACE TABLE months AS {months_sql}")
+        # invoice candidates: a regular one on the 1st of each month (the fee in advance, the
+        # usage of the month before in arrears), an initial prorated one for a subscription
+        # started in the window
         self._run(f"""
         CREATE OR REPLACE TABLE inv0 AS
-        WITH m AS ({months_sql}), s AS (SELECT * FROM ten WHERE billed)
+        WITH s AS (SELECT * FROM ten WHERE billed)
         SELECT s.tkey * 256 + 1 + 2 * m.i AS inv_key, s.tkey, 'regular' AS typ,
             m.m_ms + {HOUR_MS} + floor(ux(40, s.tkey, m.i, 0) * 4 * {HOUR_MS})::BIGINT AS issue_ms,
             m.m_ms AS period_start, m.next_ms AS period_end,
-            greatest(m.prev_ms, {d0_ms}) AS arrears_from, m.m_ms AS arrears_to,
-            m.prev_ms AS arrears_month,
             CASE WHEN s.change_ms <= m.m_ms THEN s.new_tier ELSE s.tier END AS tier,
-            true AS sub_line, false AS setup_line
-        FROM s, m
+            false AS setup_line
+        FROM s, months m
         WHERE s.start_ms < m.m_ms AND (s.ended_ms IS NULL OR s.ended_ms > m.m_ms)
         UNION ALL
-        SELECT s.tkey * 256 + 2 + 2 * m.i, s.tkey, 'final',
-            m.m_ms + {HOUR_MS} + floor(ux(40, s.tkey, m.i, 1) * 4 * {HOUR_MS})::BIGINT,
-            m.prev_ms, m.m_ms, greatest(m.prev_ms, {d0_ms}), m.m_ms, m.prev_ms,
-            CASE WHEN s.change_ms <= m.m_ms THEN s.new_tier ELSE s.tier END, false, false
-        FROM s, m
-        WHERE s.start_ms < m.m_ms AND s.ended_ms > m.prev_ms AND s.ended_ms <= m.m_ms
-        UNION ALL
         SELECT s.tkey * 256, s.tkey, 'initial', s.start_ms + 600000,
-            (s.start_ms // {DAY_MS}) * {DAY_MS}, next_month_ms(s.start_ms), NULL, NULL, NULL,
-            s.tier, true, true
-        FROM s WHERE s.start_ms >= {d0_ms} AND s.start_ms + 600000 < {d_end_ms}
+            (s.start_ms // {DAY_MS}) * {DAY_MS}, next_month_ms(s.start_ms), s.tier, true
+        FROM s WHERE s.start_ms >= {d0_ms}
         """)
-        self._run(f"""
-        CREATE OR REPLACE TABLE lines0 AS
-        WITH i AS (
-            SELECT inv0.*, p.fee, p.included, p.price, p.setup FROM inv0 JOIN plans p USING (tier)
-        )
-        SELECT inv_key, 1 AS line_no, 'one_off' AS kind, NULL AS product, 1::BIGINT AS quantity,
-            setup::BIGINT AS unit_amount, setup::BIGINT AS amount, NULL::BIGINT AS sp_start,
-            NULL::BIGINT AS sp_end
-        FROM i WHERE setup_line AND setup > 0
-        UNION ALL
-        SELECT inv_key, 2, 'subscription', NULL, 1, amt, amt, period_start, period_end
-        FROM (SELECT *, CASE WHEN typ = 'initial'
-                  THEN fee * ((period_end - period_start) // {DAY_MS})
-                       // ((period_end - month_ms(period_start)) // {DAY_MS})
-                  ELSE fee END::BIGINT AS amt FROM i)
-        WHERE sub_line
-        UNION ALL
-        SELECT i.inv_key, 3 + list_position({_sql_list(PRODUCTS)}, u.product), 'usage', u.product,
-            u.units - i.included, i.price, (u.units - i.included) * i.price,
-            i.arrears_month, i.arrears_to
-        FROM i JOIN usage_month u
-            ON u.tkey = i.tkey AND epoch_ms(u.month::TIMESTAMP) = i.arrears_month
-        WHERE u.units > i.included
-        """)
-        # headers: totals from lines; invoices without lines (a final one with no overage) vanish
+        # the invoices issued in the window; their statuses and faults are decided before their
+        # lines, so that planted revenue leaks stay clear of the faulty invoices
         self._run(f"""
         CREATE OR REPLACE TABLE inv AS
-        SELECT i.inv_key, i.tkey, i.typ, i.issue_ms, i.period_start, i.period_end,
-            l.subtotal, (l.subtotal * t.tax_bp + 5000) // 10000 AS tax, t.currency,
+        SELECT i.*, t.tax_bp, t.currency,
             ux(41, i.inv_key, 0, 0) AS u1, ux(42, i.inv_key, 0, 0) AS u2,
             ux(43, i.inv_key, 0, 0) AS u3
-        FROM inv0 i
-        JOIN (SELECT inv_key, sum(amount)::BIGINT AS subtotal FROM lines0 GROUP BY ALL) l
-            USING (inv_key)
-        JOIN ten t ON t.tkey = i.tkey
+        FROM inv0 i JOIN ten t ON t.tkey = i.tkey
         WHERE i.issue_ms < {d_end_ms}
         """)
         # a few invoices stay draft (at least one when there are 20 or more)
@@ -1046,15 +1020,41 @@ class _Generator:
               FROM invf WHERE final_status = 'paid' AND paid_ms < {d_end_ms - 3 * DAY_MS})
         WHERE rn <= {kh + kl + ko + kc}
         """)
+        self._bill_usage()
+        self._run(f"""
+        CREATE OR REPLACE TABLE lines0 AS
+        WITH i AS (
+            SELECT inv.*, p.fee, p.setup FROM inv JOIN plans p USING (tier)
+        )
+        SELECT inv_key, 1 AS line_no, 'one_off' AS kind, NULL AS product, 1::BIGINT AS quantity,
+            setup::BIGINT AS unit_amount, setup::BIGINT AS amount, NULL::BIGINT AS sp_start,
+            NULL::BIGINT AS sp_end
+        FROM i WHERE setup_line AND setup > 0
+        UNION ALL
+        SELECT inv_key, 2, 'subscription', NULL, 1, amt, amt, period_start, period_end
+        FROM (SELECT *, CASE WHEN typ = 'initial'
+                  THEN fee * ((period_end - period_start) // {DAY_MS})
+                       // ((period_end - month_ms(period_start)) // {DAY_MS})
+                  ELSE fee END::BIGINT AS amt FROM i)
+        UNION ALL
+        SELECT * FROM usage_lines
+        """)
+        # headers: totals from the lines
         self._run("""
         CREATE OR REPLACE TABLE hdr AS
+        WITH i AS (
+            SELECT inv.*, l.subtotal, (l.subtotal * inv.tax_bp + 5000) // 10000 AS tax
+            FROM inv
+            JOIN (SELECT inv_key, sum(amount)::BIGINT AS subtotal FROM lines0 GROUP BY ALL) l
+                USING (inv_key)
+        )
         SELECT i.*, f.final_status, f.first_upd, f.paid_ms, p.fault,
             i.subtotal + i.tax + CASE WHEN p.fault = 'header'
                 THEN (1 + hx(51, i.inv_key, 0, 0) % 99)::BIGINT
                      * CASE WHEN hx(52, i.inv_key, 0, 0) % 2 = 0 OR i.subtotal < 1000 THEN 1
                             ELSE -1 END
                 ELSE 0 END AS total
-        FROM inv i JOIN invf f USING (inv_key) LEFT JOIN picks p USING (inv_key)
+        FROM i JOIN invf f USING (inv_key) LEFT JOIN picks p USING (inv_key)
         """)
         self._run("""
         CREATE OR REPLACE TABLE out_invoices AS
@@ -1225,10 +1225,222 @@ class _Generator:
         )
         return {
             **counts,
+            "revenue_leaks": self._revenue_leaks(),
             "header_mismatch_invoice_ids": summary_faults["header"],
             "line_mismatch_invoice_ids": summary_faults["lines"],
             "orphan_line_invoice_ids": summary_faults["orphan"],
             "over_credited_invoice_ids": summary_faults["overcredit"],
+        }
+
+    def _bill_usage(self) -> None:
+        """``usage_lines``: each customer's usage of a month, billed in arrears as its plan says.
+
+        A customer (as the lakehouse resolves it: its CRM account, or a billing customer no CRM
+        account is linked to) pools the usage of all its tenants; the plan is the subscription
+        version in force at the month's last instant (the highest fee among several, then the
+        latest start); the units beyond its included units are billed at its price on that
+        subscription's invoice of the next month, one line per product (the allowance is used
+        up in ``PRODUCTS`` order), service period = the usage month. A month without a plan at
+        its end is not billed. A seeded share (``leak_rate``) of the customer-months billed on
+        a clean invoice (counted, no deliberate fault) is billed wrong on purpose (``plant``):
+        never billed, one line short by some units, or every line at a price one off the plan's.
+        """
+        products = _sql_list(PRODUCTS)
+        self._run("""
+        CREATE OR REPLACE TABLE tenant_account AS
+        SELECT tkey, CASE WHEN NOT billed THEN 'unknown'
+                          WHEN has_crm THEN 'crm:' || crm_account_id
+                          ELSE 'billing:' || bc_id(tkey) END AS account
+        FROM ten
+        """)
+        self._run("""
+        CREATE OR REPLACE TABLE acct_usage AS
+        SELECT a.account, u.month, u.product, sum(u.units)::BIGINT AS units
+        FROM usage_month u JOIN tenant_account a USING (tkey)
+        GROUP BY ALL
+        """)
+        # the plan at each usage month's end: the version in effect then (valid_from < end),
+        # started, not ended before the end
+        self._run("""
+        CREATE OR REPLACE TABLE plan_end AS
+        WITH am AS (
+            SELECT DISTINCT account, month,
+                epoch_ms((month + INTERVAL 1 MONTH)::TIMESTAMP) AS t_ms
+            FROM acct_usage
+        ), v AS (
+            SELECT am.account, am.month, am.t_ms, s.tkey, s.tier, s.status, s.start_ms,
+                s.ended_ms
+            FROM am JOIN tenant_account a USING (account) JOIN subv s USING (tkey)
+            WHERE s.updated_ms < am.t_ms
+            QUALIFY row_number() OVER (
+                PARTITION BY am.account, am.month, s.tkey ORDER BY s.updated_ms DESC) = 1
+        )
+        SELECT v.account, v.month, v.t_ms, v.tkey AS plan_tkey, p.included, p.price
+        FROM v JOIN plans p USING (tier)
+        WHERE v.start_ms < v.t_ms AND (v.ended_ms IS NULL OR v.t_ms <= v.ended_ms)
+            AND NOT (v.status = 'canceled' AND v.ended_ms IS NULL)
+        QUALIFY row_number() OVER (
+            PARTITION BY v.account, v.month
+            ORDER BY v.tier DESC, v.start_ms DESC, sub_id(v.tkey)) = 1
+        """)
+        self._run(f"""
+        CREATE OR REPLACE TABLE overage AS
+        SELECT *, greatest(0, least(units, cum - included))::BIGINT AS qty
+        FROM (
+            SELECT u.account, u.month, u.product, u.units, p.plan_tkey, p.t_ms, p.included,
+                p.price,
+                sum(u.units) OVER (PARTITION BY u.account, u.month
+                                   ORDER BY list_position({products}, u.product)) AS cum
+            FROM acct_usage u JOIN plan_end p USING (account, month)
+        )
+        """)
+        # the customer-months to bill, on the plan's regular invoice of the next month
+        self._run("""
+        CREATE OR REPLACE TABLE bill AS
+        SELECT o.account, o.month, i.inv_key, any_value(o.price) AS price,
+            sum(o.qty)::BIGINT AS overage, max(o.qty) AS max_qty,
+            any_value(f.final_status) NOT IN ('draft', 'void')
+                AND any_value(pk.inv_key) IS NULL AS clean
+        FROM overage o
+        JOIN months m ON m.m_ms = o.t_ms
+        JOIN inv i ON i.inv_key = o.plan_tkey * 256 + 1 + 2 * m.i
+        JOIN invf f ON f.inv_key = i.inv_key
+        LEFT JOIN picks pk ON pk.inv_key = i.inv_key
+        GROUP BY o.account, o.month, i.inv_key
+        HAVING sum(o.qty) > 0
+        """)
+        eligible = self._all("SELECT count(*) FROM bill WHERE clean AND max_qty >= 2")[0][0]
+        k = 0 if eligible < 3 else max(1, round(eligible * self.spec.opts.leak_rate))
+        self._run(f"""
+        CREATE OR REPLACE TABLE plant AS
+        SELECT inv_key, account, month,
+            CASE WHEN rn <= {k} THEN 'never_billed' WHEN rn <= {2 * k} THEN 'short_line'
+                 ELSE 'wrong_price' END AS leak,
+            1 + (hx(96, inv_key, 0, 0) % least(max_qty - 1, 100))::BIGINT AS short_units,
+            CASE WHEN price = 1 OR hx(97, inv_key, 0, 0) % 2 = 0 THEN 1 ELSE -1 END AS price_delta
+        FROM (SELECT *, row_number() OVER (ORDER BY hx(95, inv_key, 0, 0), inv_key) AS rn
+              FROM bill WHERE clean AND max_qty >= 2)
+        WHERE rn <= {3 * k}
+        """)
+        self._run(f"""
+        CREATE OR REPLACE TABLE usage_lines AS
+        WITH l AS (
+            SELECT b.inv_key, o.product, o.qty, o.price, o.month, o.t_ms,
+                row_number() OVER (PARTITION BY b.inv_key
+                                   ORDER BY o.qty DESC, list_position({products}, o.product))
+                    AS size_rank
+            FROM overage o JOIN bill b USING (account, month)
+            WHERE o.qty > 0
+        ), q AS (
+            SELECT l.*,
+                (l.qty - CASE WHEN p.leak = 'short_line' AND l.size_rank = 1
+                              THEN p.short_units ELSE 0 END)::BIGINT AS quantity,
+                (l.price + CASE WHEN p.leak = 'wrong_price' THEN p.price_delta ELSE 0 END)::BIGINT
+                    AS unit_amount
+            FROM l LEFT JOIN plant p USING (inv_key)
+            WHERE p.leak IS DISTINCT FROM 'never_billed'
+        )
+        SELECT inv_key, 3 + list_position({products}, product) AS line_no, 'usage' AS kind,
+            product, quantity, unit_amount, quantity * unit_amount AS amount,
+            epoch_ms(month::TIMESTAMP) AS sp_start, t_ms AS sp_end
+        FROM q
+        """)
+
+    def _revenue_leaks(self) -> dict[str, Any]:
+        """What the lakehouse's usage-billing reconciliation must find, from what was written.
+
+        For every customer-month whose billing run happened in the window (a counted invoice
+        issued on or after the first instant of the next month) and that is not billed as its
+        plan says: the customer (``crm:<account>``, ``billing:<id>`` or ``unknown``), the status
+        the contract gives it, the units and minor units, and why (``causes``): a planted leak
+        (``never_billed``, ``short_line``, ``wrong_price``, ``usage_after_cancellation``: a
+        tenant calling the API after its subscription ended), or a pathology of the data
+        (``void_invoice``, ``draft_invoice``, ``missing_invoice``, ``missing_line``,
+        ``no_billing_customer``, ``plan_ended``, ``usage_before_subscription``).
+        """
+        counted = "h.final_status NOT IN ('draft', 'void') AND h.fault IS DISTINCT FROM 'orphan'"
+        latest = self._all(f"SELECT max(issue_ms) FROM hdr h WHERE {counted}")[0][0]
+        if latest is None:
+            return {"latest_billing_run": None, "judged_months": [], "planted": {}, "rows": []}
+        self._run(f"""
+        CREATE OR REPLACE TABLE billed_lines AS
+        SELECT a.account, make_timestamp(l.sp_start * 1000)::DATE AS month,
+            sum(l.quantity)::BIGINT AS units, sum(l.amount)::BIGINT AS minor
+        FROM out_lines o JOIN lines0 l USING (inv_key, line_no) JOIN hdr h USING (inv_key)
+        JOIN tenant_account a ON a.tkey = h.tkey
+        WHERE l.kind = 'usage' AND {counted}
+        GROUP BY ALL
+        """)
+        rows = self.con.execute(f"""
+        WITH metered AS (
+            SELECT account, month, sum(units)::BIGINT AS units FROM acct_usage GROUP BY ALL
+        ), keyed AS (
+            SELECT account, month FROM metered UNION SELECT account, month FROM billed_lines
+        ), r AS (
+            SELECT k.account, k.month, epoch_ms((k.month + INTERVAL 1 MONTH)::TIMESTAMP) AS t_ms,
+                coalesce(u.units, 0) AS metered, p.price, p.plan_tkey,
+                CASE WHEN p.plan_tkey IS NOT NULL
+                     THEN greatest(0, coalesce(u.units, 0) - p.included) END AS exp_units,
+                coalesce(b.units, 0) AS billed_units, coalesce(b.minor, 0) AS billed_minor
+            FROM keyed k LEFT JOIN metered u USING (account, month)
+            LEFT JOIN plan_end p USING (account, month)
+            LEFT JOIN billed_lines b USING (account, month)
+        ), s AS (
+            SELECT *, exp_units * price AS exp_minor, billed_minor - exp_units * price AS gap,
+                CASE WHEN plan_tkey IS NULL AND (metered > 0 OR billed_units > 0)
+                        THEN 'no_subscription'
+                     WHEN plan_tkey IS NULL THEN 'ok'
+                     WHEN exp_units > 0 AND billed_units = 0 THEN 'unbilled'
+                     WHEN billed_minor < exp_units * price THEN 'underbilled'
+                     WHEN billed_minor > exp_units * price THEN 'overbilled'
+                     ELSE 'ok' END AS status
+            FROM r WHERE t_ms <= {latest}
+        ), ended AS (
+            SELECT a.account, n.ended_ms, n.zombie
+            FROM ten n JOIN tenant_account a USING (tkey) WHERE n.ended_ms IS NOT NULL
+        )
+        SELECT s.account, strftime(s.month, '%Y-%m-%d') AS month, s.status,
+            s.metered, s.exp_units, s.exp_minor, s.billed_units, s.billed_minor, s.gap,
+            inv_id(b.inv_key) AS invoice_id,
+            list_sort(list_distinct(list_value(
+                pl.leak,
+                CASE WHEN f.final_status = 'void' THEN 'void_invoice'
+                     WHEN f.final_status = 'draft' THEN 'draft_invoice' END,
+                CASE pk.fault WHEN 'orphan' THEN 'missing_invoice'
+                              WHEN 'lines' THEN 'missing_line' END,
+                CASE WHEN s.plan_tkey IS NOT NULL THEN NULL
+                     WHEN s.account = 'unknown' THEN 'no_billing_customer'
+                     WHEN EXISTS (SELECT 1 FROM ended e WHERE e.account = s.account
+                                  AND e.zombie AND e.ended_ms < s.t_ms)
+                        THEN 'usage_after_cancellation'
+                     WHEN EXISTS (SELECT 1 FROM ended e WHERE e.account = s.account
+                                  AND e.ended_ms < s.t_ms) THEN 'plan_ended'
+                     ELSE 'usage_before_subscription' END
+            ))) AS causes
+        FROM s
+        LEFT JOIN bill b USING (account, month)
+        LEFT JOIN plant pl USING (account, month)
+        LEFT JOIN invf f ON f.inv_key = b.inv_key
+        LEFT JOIN picks pk ON pk.inv_key = b.inv_key
+        WHERE s.status <> 'ok'
+        ORDER BY s.month, s.account
+        """).fetchall()
+        names = (
+            "customer", "month", "status", "metered_units", "expected_overage_units",
+            "expected_overage_minor", "billed_units", "billed_overage_minor", "amount_gap_minor",
+            "invoice_id", "causes",
+        )  # fmt: skip
+        leaks = [dict(zip(names, row, strict=True)) for row in rows]
+        for leak in leaks:
+            leak["causes"] = [c for c in leak["causes"] if c is not None]
+        planted = ("never_billed", "short_line", "wrong_price", "usage_after_cancellation")
+        judged = self._all(f"""SELECT DISTINCT strftime(month, '%Y-%m-%d') FROM acct_usage
+            WHERE epoch_ms((month + INTERVAL 1 MONTH)::TIMESTAMP) <= {latest} ORDER BY 1""")
+        return {
+            "latest_billing_run": dt.datetime.fromtimestamp(latest / 1000, dt.UTC).isoformat(),
+            "judged_months": [m for (m,) in judged],
+            "planted": {kind: sum(kind in leak["causes"] for leak in leaks) for kind in planted},
+            "rows": leaks,
         }
 
     def _export(self, folder: str, prefix: str, fmt: str, query: str, order: str) -> None:

@@ -37,16 +37,8 @@ int_billing_customers_resolved as (
     select * from int_billing_customers_resolved
 ),
 
--- size of one minor unit in major units, ISO 4217 (2 decimals unless listed)
-minor_units as (
-    select
-        exponents.currency,
-        exponents.minor_unit::decimal(4, 3) as minor_unit
-    from (
-        values
-        ('JPY', 1), ('KRW', 1), ('CLP', 1), ('ISK', 1), ('VND', 1),
-        ('BHD', 0.001), ('KWD', 0.001), ('OMR', 0.001), ('JOD', 0.001), ('TND', 0.001)
-    ) as exponents (currency, minor_unit)
+int_currency_minor_units as (
+    select * from int_currency_minor_units
 ),
 
 invoices as (
@@ -145,7 +137,7 @@ converted as (
         on
             documents.document_at::date = rates.rate_date
             and documents.currency = rates.currency
-    left join minor_units
+    left join int_currency_minor_units as minor_units
         on documents.currency = minor_units.currency
 ),
 

@@ -1,15 +1,16 @@
--- fct_customer_month: one row per (month, customer_key), for every month from the customer's
--- first activity (usage, a subscription start, a counted invoice, a credit note, a refund, billed
--- usage) through the latest month holding a usage event, an invoice's issued_at, a credit note
--- or a refund anywhere in the data (the same end month for every customer; FX rates and the wall
--- clock do not count). A build writes only the months of its partition window.
+-- fct_customer_month: one row per (month, customer_key) of int_customer_months: every month from
+-- the customer's first activity (usage, a subscription start, a counted invoice, a credit note, a
+-- refund, billed usage) through the latest month holding a usage event, an invoice's issued_at, a
+-- credit note or a refund anywhere in the data (the same end month for every customer; FX rates
+-- and the wall clock do not count). A build writes only the months of its partition window.
 -- Date basis (see docs/DECISIONLOG.md): usage by UTC month of occurred_at; invoices by issued_at
 -- at total_minor (tax included, not draft/void); credit notes by their own issued_at; refunds by
 -- refunded_at; billed_usage_units by the line's service_period_start, whatever month the invoice
 -- was issued in. Money is converted per document at its own date's rate (exact decimal USD,
 -- rounded to the cent per document); net_revenue_usd = invoiced - credits - refunds.
--- segment, region, owner_name and plan_code are as of the month's last instant (effective-dated
--- interval joins on the customer and subscription versions), never today's values.
+-- segment, region, owner_name and plan_code are as of the month's last instant (an
+-- effective-dated interval join on the customer versions; the plan from int_customer_months),
+-- never today's values.
 -- usage_units and billed_usage_units are exact sums in decimal(38, 0) (never a 64-bit overflow).
 -- A month with nothing has measures 0; a month holding a document without an FX rate has null
 -- money measures (and fails the fx_rates_available check) rather than a wrong number.
@@ -19,78 +20,26 @@ fct_usage_daily as (
     select * from fct_usage_daily
 ),
 
-usage_days as (
-    select * from usage_days
-),
-
 int_billing_documents_resolved as (
     select * from int_billing_documents_resolved
 ),
 
-int_subscription_versions as (
-    select * from int_subscription_versions
+int_customer_months as (
+    select * from int_customer_months
 ),
 
 dim_customer as (
     select * from dim_customer
 ),
 
--- per customer and source: the first month of activity, and the last month that counts for the
--- end month (usage, and invoices, credit notes and refunds: not billed usage, not subscriptions)
-activity_months as (
-    select
-        customer_key,
-        date_trunc('month', min(usage_date))::date as first_month,
-        date_trunc('month', max(usage_date))::date as last_month
-    from usage_days
-    group by customer_key
-    union all
-    select
-        customer_key,
-        min(report_month) as first_month,
-        max(report_month) filter (
-            where document_type in ('invoice', 'credit_note', 'refund')
-        ) as last_month
-    from int_billing_documents_resolved
-    group by customer_key
-    union all
-    select
-        customer_key,
-        date_trunc('month', min(started_at))::date as first_month,
-        null::date as last_month
-    from int_subscription_versions
-    group by customer_key
-),
-
-end_month as (
-    select max(last_month) as month from activity_months
-),
-
-first_activity as (
-    select
-        customer_key,
-        min(first_month) as first_month
-    from activity_months
-    group by customer_key
-),
-
-window_months as (
-    select
-        unnest(
-            generate_series($window_start::date, $window_end::date - 1, interval 1 month)
-        )::date as month
-),
-
+-- the rows (every month from the customer's first activity through the global end month) and
+-- the plan at the month's last instant
 spine as (
     select
-        window_months.month,
-        first_activity.customer_key,
-        (window_months.month + interval 1 month)::timestamptz as month_end
-    from window_months
-    inner join end_month
-        on window_months.month <= end_month.month
-    inner join first_activity
-        on window_months.month >= first_activity.first_month
+        *,
+        (month + interval 1 month)::timestamptz as month_end
+    from int_customer_months
+    where month >= $window_start and month < $window_end
 ),
 
 usage_per_month as (
@@ -136,32 +85,6 @@ customer_at_month_end as (
             and (versions.valid_to is null or spine.month_end <= versions.valid_to)
 ),
 
--- the plan of the subscription running at the month's last instant (version in effect, started,
--- not ended, not canceled without an end date); with several, the one with the highest fee
-plan_at_month_end as (
-    select
-        spine.month,
-        spine.customer_key,
-        versions.plan_code
-    from spine
-    inner join int_subscription_versions as versions
-        on
-            spine.customer_key = versions.customer_key
-            and spine.month_end > versions.valid_from
-            and (versions.valid_to is null or spine.month_end <= versions.valid_to)
-            and spine.month_end > versions.started_at
-            and (versions.ended_at is null or spine.month_end <= versions.ended_at)
-            and not (versions.status = 'canceled' and versions.ended_at is null)
-    qualify
-        row_number() over (
-            partition by spine.month, spine.customer_key
-            order by
-                versions.monthly_fee_minor desc,
-                versions.started_at desc,
-                versions.subscription_id asc
-        ) = 1
-),
-
 crm_accounts as (
     select
         customer_key,
@@ -178,7 +101,7 @@ final as (
         customer_at_month_end.segment,
         customer_at_month_end.region,
         customer_at_month_end.owner_name,
-        plan_at_month_end.plan_code,
+        spine.plan_code,
         coalesce(usage_per_month.usage_events, 0)::bigint as usage_events,
         coalesce(usage_per_month.usage_units, 0)::decimal(38, 0) as usage_units,
         coalesce(billing_per_month.billed_usage_units, 0)::decimal(38, 0) as billed_usage_units,
@@ -211,10 +134,6 @@ final as (
         on
             spine.month = customer_at_month_end.month
             and spine.customer_key = customer_at_month_end.customer_key
-    left join plan_at_month_end
-        on
-            spine.month = plan_at_month_end.month
-            and spine.customer_key = plan_at_month_end.customer_key
     left join usage_per_month
         on
             spine.month = usage_per_month.month

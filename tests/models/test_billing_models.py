@@ -408,6 +408,8 @@ def test_int_billing_documents_resolved_dates_and_converts_each_document_at_its_
                 {"billing_customer_id": "cus_1", "customer_key": "k1"},
                 {"billing_customer_id": "cus_2", "customer_key": "k2"},
             ],
+            # ISO 4217 minor units (JPY 0): the model's own constants
+            "int_currency_minor_units": run_model("int_currency_minor_units", {}),
         },
     )
     found = {

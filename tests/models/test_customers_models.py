@@ -447,25 +447,43 @@ def test_fct_customer_month_spans_first_activity_to_the_end_month_with_month_end
         usage("2026-10-01", "ka", "kyc", 1, 1),
         usage("2026-10-31", "kb", "fraud_score", 3, 30),
     ]
-    rows = run_model(
-        "fct_customer_month",
+    documents = [
+        document("invoice", "inv_1", "ka", "2026-09-01", amount_usd=Decimal("100.00")),
+        document("usage_line", "li_1", "ka", "2026-09-01", units=40),
+        document("credit_note", "cn_1", "ka", "2026-10-01", amount_usd=Decimal("20.00")),
+        document("refund", "rf_1", "ka", "2026-10-01", amount_usd=Decimal("5.50")),
+        # no FX rate: kb's October money is unknown (null), never 0
+        document("invoice", "inv_2", "kb", "2026-10-01", amount_usd=None),
+    ]
+    # three months: November is after the end month (the last month with activity)
+    window = (day("2026-09-01"), day("2026-12-01"))
+    spine = run_model(
+        "int_customer_months",
         {
-            "fct_usage_daily": daily,
             "usage_days": [
                 {"usage_date": r["usage_date"], "customer_key": r["customer_key"]} for r in daily
             ],
-            "int_billing_documents_resolved": [
-                document("invoice", "inv_1", "ka", "2026-09-01", amount_usd=Decimal("100.00")),
-                document("usage_line", "li_1", "ka", "2026-09-01", units=40),
-                document("credit_note", "cn_1", "ka", "2026-10-01", amount_usd=Decimal("20.00")),
-                document("refund", "rf_1", "ka", "2026-10-01", amount_usd=Decimal("5.50")),
-                # no FX rate: kb's October money is unknown (null), never 0
-                document("invoice", "inv_2", "kb", "2026-10-01", amount_usd=None),
-            ],
+            "int_billing_documents_resolved": documents,
             "int_subscription_versions": [
                 subscription("2026-08-01T00:00", "2026-10-15T00:00", "starter", 1000),
                 subscription("2026-10-15T00:00", None, "growth", 5000),
             ],
+        },
+        window,
+    )
+    # ka from its first usage (August, before the window) on, kb from October; the plan in force
+    # at each month's last instant: starter at 10-01 00:00, growth (from 10-15) at 11-01 00:00
+    assert [(r["month"], r["customer_key"], r["plan_code"]) for r in spine] == [
+        (day("2026-09-01"), "ka", "starter"),
+        (day("2026-10-01"), "ka", "growth"),
+        (day("2026-10-01"), "kb", None),
+    ]
+    rows = run_model(
+        "fct_customer_month",
+        {
+            "fct_usage_daily": daily,
+            "int_billing_documents_resolved": documents,
+            "int_customer_months": spine,
             "dim_customer": [
                 {
                     "customer_key": "ka",
@@ -488,8 +506,7 @@ def test_fct_customer_month_spans_first_activity_to_the_end_month_with_month_end
                 {"customer_key": "kb", "valid_from": ts("2026-10-01T00:00")},
             ],
         },
-        # three months: November is after the end month (the last month with activity)
-        (day("2026-09-01"), day("2026-12-01")),
+        window,
     )
 
     def month(on: str, customer_key: str, **measures) -> dict:

@@ -5,16 +5,17 @@
    the month (every partitioned model's checks are re-run over the month's partitions, without
    rebuilding), or when the latest evaluation of a blocking check of an unpartitioned asset
    (ingestion, identity, dimensions, billing) failed;
-2. tags the current snapshot of ``marts.fct_customer_month`` ``close-YYYY-MM`` (an Iceberg tag:
-   the snapshot is kept, whatever later writes or snapshot expiry do);
+2. tags the current snapshot of ``marts.fct_customer_month`` and of
+   ``marts.fct_usage_billing_reconciliation`` ``close-YYYY-MM`` (Iceberg tags: the snapshots are
+   kept, whatever later writes or snapshot expiry do);
 3. records the close in ``marts.month_closes`` (month, tag, snapshot id, closed_at, rows and
    totals) and reports it to Dagster as a materialization of the ``month_closes`` asset.
 Closing a month again is a no-op that says when it was closed (exit code 0); a close cannot be
 moved (remove the tag and the month_closes row by hand to re-close).
 
 After a close, late usage, CRM snapshots or billing documents still rebuild the month's current
-facts; ``marts.restatements`` (rebuilt with the month) lists every measure that now differs from
-the as-closed figures.
+facts; ``marts.restatements`` (rebuilt with the month) lists every measure of either table that
+now differs from the as-closed figures (``table_name`` says which).
 
 As-closed figures stay queryable by Iceberg time travel on the tag:
 - Trino: ``select * from iceberg.marts.fct_customer_month for version as of 'close-2026-10'
@@ -24,7 +25,8 @@ As-closed figures stay queryable by Iceberg time travel on the tag:
 
 import argparse
 import datetime as dt
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 
 import dagster as dg
 import pyarrow as pa
@@ -39,6 +41,8 @@ from resources.lakehouse import LakehouseResource
 DOMAIN = "close"  # its SQL: sql/close/
 
 FACTS = "marts.fct_customer_month"
+RECONCILIATION = "marts.fct_usage_billing_reconciliation"
+CLOSED_TABLES = (FACTS, RECONCILIATION)  # the tables a close tags, FACTS first
 CLOSES = "marts.month_closes"
 RESTATEMENTS = "marts.restatements"
 TAG = "close-{month}"  # {month} = YYYY-MM
@@ -53,6 +57,7 @@ RESTATEMENTS_SCHEMA = pa.schema(
         ("restated", pa.string()),
         ("detected_at", pa.timestamp("us", tz="UTC")),
         ("close_tag", pa.string()),
+        ("table_name", pa.string()),
     ]
 )
 
@@ -64,6 +69,8 @@ MODELS = (
         reads={
             "fct_customer_month": Read(FACTS, "month"),
             "fct_customer_month_as_closed": Read(FACTS, "month", at_tag=TAG),
+            "fct_usage_billing_reconciliation": Read(RECONCILIATION, "month"),
+            "fct_usage_billing_reconciliation_as_closed": Read(RECONCILIATION, "month", at_tag=TAG),
             # its own previous rows, to keep the first detection time of an unchanged restatement
             "previous_restatements": Read(RESTATEMENTS, "month", missing_as=RESTATEMENTS_SCHEMA),
         },
@@ -82,13 +89,13 @@ def assets() -> tuple[dg.AssetSpec, ...]:
     month_closes = dg.AssetSpec(
         MONTH_CLOSES,
         group_name="marts",
-        deps=["fct_customer_month"],
+        deps=["fct_customer_month", "fct_usage_billing_reconciliation"],
         partitions_def=monthly_partitions(),
         kinds={"iceberg"},
         description=(
             "Closed months (`c360 close-month`): the Iceberg tag frozen on "
-            "marts.fct_customer_month and the month's totals as closed. Materialized by the "
-            "command, not by a run."
+            "marts.fct_customer_month and marts.fct_usage_billing_reconciliation, and the month's "
+            "totals as closed. Materialized by the command, not by a run."
         ),
         metadata={"table": CLOSES, "dagster/table_name": trino_table_name(CLOSES)},
         owners=list(ownership(DOMAIN).owners),
@@ -110,6 +117,7 @@ class CloseResult:
     totals: dict
     already_closed: bool = False
     checks_run: int = 0
+    tagged: dict[str, int] = field(default_factory=dict)  # table -> snapshot tagged by this close
 
 
 def tag_name(month: dt.date) -> str:
@@ -230,11 +238,13 @@ def close_month(
 ) -> CloseResult:
     """Close ``month`` (its first day); raises :class:`CloseRefused` when it must not be closed.
 
-    Holds the month's partition lease of the facts: no build of the month is half-way while it
-    is judged and tagged, and two closes of one month run one after the other.
+    Holds the month's partition lease of each table it tags: no build of the month is half-way
+    while it is judged and tagged, and two closes of one month run one after the other.
     """
     month = month.replace(day=1)
-    with lakehouse.lease(partition_lease(FACTS, month)):
+    with ExitStack() as leases:
+        for table in CLOSED_TABLES:  # always in this order
+            leases.enter_context(lakehouse.lease(partition_lease(table, month)))
         return _close_month(lakehouse, instance, defs, models, month)
 
 
@@ -246,18 +256,18 @@ def _close_month(
     month: dt.date,
 ) -> CloseResult:
     tag = tag_name(month)
-    tagged = lakehouse.tag_snapshot_id(FACTS, tag)
-    if tagged is not None:  # closed before: a no-op (repairs the record if a close was cut short)
+    closed = lakehouse.tag_snapshot_id(FACTS, tag)
+    if closed is not None:  # closed before: a no-op (repairs the record if a close was cut short)
         recorded = _recorded(lakehouse, month)
         if recorded is None:
             result = CloseResult(
-                month, tag, tagged, dt.datetime.now(dt.UTC), _totals(lakehouse, month, tagged)
+                month, tag, closed, dt.datetime.now(dt.UTC), _totals(lakehouse, month, closed)
             )
             _record(lakehouse, instance, result)
             recorded = _recorded(lakehouse, month)
             assert recorded is not None, f"{CLOSES}: the close of {month:%Y-%m} was just recorded"
         totals = {k: v for k, v in recorded.items() if k not in CLOSE_KEYS}
-        return CloseResult(month, tag, tagged, recorded["closed_at"], totals, already_closed=True)
+        return CloseResult(month, tag, closed, recorded["closed_at"], totals, already_closed=True)
 
     snapshot_id = lakehouse.current_snapshot_id(FACTS)
     if snapshot_id is None:
@@ -271,9 +281,23 @@ def _close_month(
         raise CloseRefused(
             f"{month:%Y-%m} not closed: blocking checks fail: " + "; ".join(failures)
         )
-    lakehouse.create_tag(FACTS, tag, snapshot_id)
+    tagged = {FACTS: snapshot_id}
+    for table in CLOSED_TABLES[1:]:
+        current = lakehouse.current_snapshot_id(table) if lakehouse.table_exists(table) else None
+        if current is not None:
+            tagged[table] = current
+    # the facts' tag last: it says the month is closed, so a close cut short before it is done
+    # again in full (its other tags moved to the snapshots it freezes then)
+    for table, snapshot in reversed(tagged.items()):
+        lakehouse.create_tag(table, tag, snapshot, move=table != FACTS)
     result = CloseResult(
-        month, tag, snapshot_id, dt.datetime.now(dt.UTC), totals, checks_run=checks_run
+        month,
+        tag,
+        snapshot_id,
+        dt.datetime.now(dt.UTC),
+        totals,
+        checks_run=checks_run,
+        tagged=tagged,
     )
     _record(lakehouse, instance, result)
     return result

@@ -7,6 +7,8 @@
 - ``marts.dim_customer``: SCD2 rebuilt from every CRM version, plus billing-only customers and
   the 'unknown' member. A build that changes any version reports the earliest month it touches,
   so the monthly facts are rebuilt from there on.
+- ``core.int_customer_months``: the rows of the monthly facts (first activity through the global
+  end month) and each customer's plan at the month's last instant; monthly partitions.
 - ``marts.fct_customer_month``: monthly partitions; attributes as of each month's last instant.
 
 See docs/model.md for the entity diagram and docs/DECISIONLOG.md for the date basis of amounts.
@@ -30,6 +32,7 @@ DOMAIN = "customers"  # its SQL: sql/customers/
 BILLING_CUSTOMERS = "staging.stg_billing_customers"
 CRM_ACCOUNTS = "staging.stg_crm_accounts"
 DIM_CUSTOMER = "marts.dim_customer"
+CUSTOMER_MONTHS = "core.int_customer_months"
 USAGE_DAILY = "marts.fct_usage_daily"
 # what fct_customer_month reads of the daily usage fact (empty before the first usage lands)
 USAGE_DAILY_SCHEMA = pa.schema(
@@ -71,6 +74,9 @@ MODELS = (
             warn("no_identity_conflicts", "billing customers CRM and billing disagree on"),
             warn("no_identity_orphans", "identity links (billing <-> CRM) pointing at nothing"),
         ),
+        # the usage-billing reconciliation takes a customer's currency from here: a billing
+        # customer that changed rebuilds the months from its creation on
+        after_write=earliest_changed_month(IDENTITY, ("created_at",)),
     ),
     Model(
         name="int_tenants_resolved",
@@ -110,6 +116,24 @@ MODELS = (
         after_write=earliest_changed_month(DIM_CUSTOMER, ("valid_from",)),
     ),
     Model(
+        name="int_customer_months",
+        layer="core",
+        domain=DOMAIN,
+        reads={
+            # all days, two columns: each customer's first usage and the global end month
+            "usage_days": Read(
+                USAGE_DAILY,
+                columns=("usage_date", "customer_key"),
+                missing_as=USAGE_DAILY_SCHEMA,
+            ),
+            "int_billing_documents_resolved": Read(DOCUMENTS),
+            "int_subscription_versions": Read(SUBSCRIPTION_VERSIONS),
+        },
+        grain=("month", "customer_key"),
+        partitioning="monthly",
+        partition_column="month",
+    ),
+    Model(
         name="fct_customer_month",
         layer="marts",
         domain=DOMAIN,
@@ -120,14 +144,8 @@ MODELS = (
                 columns=tuple(USAGE_DAILY_SCHEMA.names),
                 missing_as=USAGE_DAILY_SCHEMA,
             ),
-            # all days, two columns: each customer's first usage and the global end month
-            "usage_days": Read(
-                USAGE_DAILY,
-                columns=("usage_date", "customer_key"),
-                missing_as=USAGE_DAILY_SCHEMA,
-            ),
             "int_billing_documents_resolved": Read(DOCUMENTS),
-            "int_subscription_versions": Read(SUBSCRIPTION_VERSIONS),
+            "int_customer_months": Read(CUSTOMER_MONTHS, "month"),
             "dim_customer": Read(DIM_CUSTOMER),
         },
         grain=("month", "customer_key"),

@@ -150,6 +150,9 @@ SOURCES: tuple[Source, ...] = (
             ("currency", ID, True),
             ("usd_per_unit", DEC, True),
         ),
+        # a rate converts the documents of its day and, on a month's last day, the month's
+        # revenue-assurance gaps (fct_usage_billing_reconciliation's month-end USD)
+        month_columns=("rate_date",),
     ),
     Source(
         "crm_accounts",

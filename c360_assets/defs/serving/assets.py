@@ -234,6 +234,11 @@ MART_KEY_SUMS = (
         distinct=("customer_key",),
     ),
     KeySums(
+        "marts.fct_usage_billing_reconciliation",
+        sums=("metered_units", "billed_units", "amount_gap_minor", "amount_gap_usd"),
+        distinct=("customer_key", "status"),
+    ),
+    KeySums(
         "marts.fct_customer_adoption_monthly",
         sums=("usage_units", "products_adopted_count"),
         distinct=("customer_key",),
