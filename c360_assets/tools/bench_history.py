@@ -12,17 +12,20 @@ one late file still costs at day N what it cost at day 30, on two lakehouses fed
    with the billing and CRM files of the same days. A file is *delivered* on the day its name
    carries (monthly files on the month's first day). One extra late file per checkpoint
    (``generate_late_batch``: ``late_events`` new events dated ``late_lag`` days before it).
-2. **Two lakehouses** (embedded: SQLite catalog, local warehouse, a Dagster instance on disk) in
-   lockstep, one simulated day at a time: the day's files are linked into both landing zones and
-   ``run_pipeline`` (``c360 run``) runs on each with the simulated clock (``now`` = the next day,
-   01:00 UTC). The *maintained* one also runs table maintenance every ``maintain_every`` days
-   (``lib/maintenance.maintain`` with the roles and leases of the maintenance job, keeping the
-   snapshots of the last ``keep_days`` *simulated* days: the cutoff is the wall-clock time at
-   which that simulated day began, since snapshots carry wall-clock timestamps).
-3. **Checkpoints** (after the day's run and maintenance): the catalog's figures (snapshots,
-   metadata files, data files referenced and current, files on disk, the Dagster home's bytes),
-   then one late file dropped and ``c360 run`` timed on each lakehouse; its planning (``touched``
-   of both stages from the cursors the run started with) is replanned after it and timed apart.
+2. **Two lakehouses** (embedded: SQLite catalog, local warehouse, a Dagster instance with its
+   SQLite storage; on a tmpfs when there is one, see ``work_dir``), each in its own process, in
+   lockstep, one simulated day at a time (both lakehouses' days at once, on two cores): the
+   day's files are linked into both landing zones and ``run_pipeline`` (``c360 run``) runs on
+   each with the simulated clock (``now`` = the next day, 01:00 UTC). The *maintained* one also
+   runs table maintenance every ``maintain_every`` days (``lib/maintenance.maintain`` with the
+   roles and leases of the maintenance job, keeping the snapshots of the last ``keep_days``
+   *simulated* days: the cutoff is the wall-clock time at which that simulated day began, since
+   snapshots carry wall-clock timestamps).
+3. **Checkpoints** (after the day's run and maintenance, one lakehouse at a time, the other
+   idle): the catalog's figures (snapshots, metadata files, data files referenced and current,
+   files on disk, the Dagster home's bytes), then one late file dropped and ``c360 run`` timed;
+   its planning (``touched`` of both stages from the cursors the run started with) is replanned
+   after it and timed apart.
 4. At the end, every ``marts`` table of the two lakehouses is compared, all columns, as
    multisets of rows: maintenance must change no row.
 
@@ -53,6 +56,8 @@ USAGE_MART = "marts.fct_usage_daily"
 # a delivered file's day: the first date in its name (a month: its first day)
 DELIVERY = re.compile(r"_(\d{4}-\d{2})(-\d{2})?(?=[_.])")
 RUN_HOUR = 1  # the simulated clock of a day's run: the next day, 01:00 UTC
+MEMORY_FS = Path("/dev/shm")
+MEMORY_FS_MIN_FREE = 8 << 30  # a year without maintenance keeps every metadata file
 
 
 @dataclass(frozen=True)
@@ -574,11 +579,23 @@ def plan_from_args(args: argparse.Namespace) -> HistoryPlan:
     )
 
 
-def run_from_args(args: argparse.Namespace) -> int:
+def work_dir(plan: HistoryPlan) -> Path:
+    """Where the two lakehouses live: ``C360_BENCH_HISTORY_DIR``, else a tmpfs when the machine
+    has one (every Iceberg commit and Dagster event is a SQLite commit; on a disk each waits for a
+    flush, which is not what this stage measures), else the bench cache."""
     from c360_assets.tools.bench import cache_root
 
+    name = f"history-{plan.days}-{plan.seed}"
+    if os.environ.get("C360_BENCH_HISTORY_DIR"):
+        return Path(os.environ["C360_BENCH_HISTORY_DIR"]) / name
+    if MEMORY_FS.is_dir() and shutil.disk_usage(MEMORY_FS).free > MEMORY_FS_MIN_FREE:
+        return MEMORY_FS / f"c360-bench-{name}"
+    return cache_root() / name
+
+
+def run_from_args(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
-    result = simulate(plan, cache_root() / f"history-{plan.days}-{plan.seed}")
+    result = simulate(plan, work_dir(plan))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(format_table(result))
