@@ -5,8 +5,17 @@ and files; the checkpoint's late file rebuilds exactly its day and month. Expect
 worked out in the comments from the plan, not read from a run."""
 
 import datetime as dt
+from pathlib import Path
 
-from c360_assets.tools.bench_history import VARIANTS, HistoryPlan, format_table, simulate
+import pytest
+
+from c360_assets.tools.bench_history import (
+    VARIANTS,
+    HistoryPlan,
+    delivery_day,
+    format_table,
+    simulate,
+)
 
 # 4 days from 2025-01-01 (each with its own usage file, 300 events a day, 5 % of them delivered
 # 1-3 days late in the next days' files); maintenance after days 2 and 4; the checkpoint after
@@ -62,3 +71,20 @@ def test_tiny_history_same_marts_fewer_snapshots(tmp_path, monkeypatch) -> None:
         assert run["seconds"] > 0 and run["plan_seconds"] > 0
     assert point["date"] == (PLAN.start + dt.timedelta(days=3)).isoformat()
     assert "marts equal with and without maintenance: True" in format_table(result)
+
+
+def test_delivery_day_from_file_names() -> None:
+    # the generator's names: daily files carry their day, monthly exports their month (delivered
+    # on its first day), a checkpoint's late batch its arrival day
+    assert delivery_day(Path("usage_events/events_2025-01-04_part0000.jsonl.gz")) == dt.date(
+        2025, 1, 4
+    )
+    assert delivery_day(Path("crm/accounts/accounts_snapshot_2025-02-28.csv")) == dt.date(
+        2025, 2, 28
+    )
+    assert delivery_day(Path("billing/customers/customers_2025-03.jsonl")) == dt.date(2025, 3, 1)
+    assert delivery_day(Path("usage_events/events_2025-01-30_late1_part0000.jsonl.gz")) == (
+        dt.date(2025, 1, 30)
+    )
+    with pytest.raises(ValueError, match="no delivery date"):
+        delivery_day(Path("usage_events/events.jsonl"))

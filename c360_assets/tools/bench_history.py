@@ -43,6 +43,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -564,6 +565,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--maintain-every", type=int, default=7, help="history: maintenance every N days"
     )
     parser.add_argument(
+        "--history-keep-days",
+        type=int,
+        default=7,
+        help="history: simulated days of snapshots maintenance keeps (c360 maintain --keep-days)",
+    )
+    parser.add_argument(
         "--history-checkpoints",
         default="30",
         help="history: comma-separated days measured (the last day is always measured)",
@@ -575,27 +582,33 @@ def plan_from_args(args: argparse.Namespace) -> HistoryPlan:
     wanted = {int(d) for d in args.history_checkpoints.split(",") if d.strip()}
     checkpoints = tuple(sorted({d for d in wanted if d < days} | {days}))
     return HistoryPlan(
-        days=days, maintain_every=args.maintain_every, checkpoints=checkpoints, seed=args.seed
+        days=days,
+        maintain_every=args.maintain_every,
+        keep_days=args.history_keep_days,
+        checkpoints=checkpoints,
+        seed=args.seed,
     )
 
 
 def work_dir(plan: HistoryPlan) -> Path:
     """Where the two lakehouses live: ``C360_BENCH_HISTORY_DIR``, else a tmpfs when the machine
     has one (every Iceberg commit and Dagster event is a SQLite commit; on a disk each waits for a
-    flush, which is not what this stage measures), else the bench cache."""
-    from c360_assets.tools.bench import cache_root
-
-    name = f"history-{plan.days}-{plan.seed}"
+    flush, which is not what this stage measures), else the temporary directory."""
+    name = f"c360-bench-history-{plan.days}-{plan.seed}"
     if os.environ.get("C360_BENCH_HISTORY_DIR"):
         return Path(os.environ["C360_BENCH_HISTORY_DIR"]) / name
     if MEMORY_FS.is_dir() and shutil.disk_usage(MEMORY_FS).free > MEMORY_FS_MIN_FREE:
-        return MEMORY_FS / f"c360-bench-{name}"
-    return cache_root() / name
+        return MEMORY_FS / name
+    return Path(tempfile.gettempdir()) / name
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
-    result = simulate(plan, work_dir(plan))
+    work = work_dir(plan)
+    try:
+        result = simulate(plan, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # a year of metadata, maybe in memory
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(format_table(result))
