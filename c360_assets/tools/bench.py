@@ -1437,9 +1437,21 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cluster-workers", type=int, default=1, help="--cluster: Trino workers (default 1)"
     )
+    add_history_arguments(parser)
+
+
+def add_history_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--history-days N``: the year-long history stage alone (``bench_history``)."""
+    from c360_assets.tools.bench_history import add_cli_arguments as add_history
+
+    add_history(parser)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+    if args.history_days:
+        from c360_assets.tools.bench_history import run_from_args as run_history
+
+        return run_history(args)
     result = run_bench(
         PROFILES[args.profile],
         args.seed,
