@@ -117,7 +117,11 @@ def test_daemon_takes_over_from_a_run_and_backfills_reach_downstream(lake, monke
 
         # a backfill of fct_customer_month alone: the monthly models below it follow
         backfill = _backfill(lake.instance, defs, ["fct_customer_month"], ["2026-10-01"])
-        below = ("2026-10-01", "2026-10-01", ("fct_customer_adoption_monthly", "restatements"))
+        below = (
+            "2026-10-01",
+            "2026-10-01",
+            ("fct_customer_adoption_monthly", "fct_usage_billing_reconciliation", "restatements"),
+        )
         daemon.wait_for(
             lambda: below in runs_of(lake.instance, "monthly_job", runs_before).values(),
             "the monthly models below fct_customer_month",
