@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,9 +54,15 @@ def process_with_arg(pid: int | None, needle: str) -> int | None:
         return None
     try:
         proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        cmdline = proc.cmdline()
+        for _ in range(50):
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            cmdline = proc.cmdline()
+            if cmdline:
+                break
+            # an empty command line: the process is in the middle of an exec (a detached start
+            # going from the shell to setsid to the server), not gone; look again
+            time.sleep(0.01)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
     return pid if any(needle in arg for arg in cmdline) else None
