@@ -459,8 +459,15 @@ def wait_catalog_readable(
             time.sleep(2)
 
 
+BIND_FAILURE = "Address already in use"  # java.net.BindException
+
+
 def _fail(node: TrinoNode, reason: str) -> None:
     logs = [node.server_log, node.launcher_log]  # JVM start-up errors land in the latter
+    if any(BIND_FAILURE in log.read_text(errors="replace") for log in logs if log.exists()):
+        # free when checked, bound by another process (often a client's outgoing connection
+        # given that port number) before Trino bound it
+        reason += f": a port of the {node.name} is taken by another process ({BIND_FAILURE})"
     tails = "".join(f"\n--- tail of {log} ---\n{tail(log)}" for log in logs if log.exists())
     raise StackError(f"{reason}{tails or ' (no log written)'}")
 
