@@ -13,7 +13,9 @@ import shlex
 import time
 from collections.abc import Iterator
 
-from c360_assets.tools.stack import objectstore, postgres, trino
+import c360_assets.tools.stack.objectstore as objectstore
+import c360_assets.tools.stack.postgres as postgres
+import c360_assets.tools.stack.trino as trino
 from c360_assets.tools.stack.config import (
     S3_REGION,
     TRINO_ADMIN,
