@@ -48,8 +48,6 @@ def test_row_count_of_each_partition_of_a_range_run(lake):
     # one range run, a row count per partition
     assert _latest(lake, "fct_usage_daily", "2026-10-01")["dagster/row_count"] == 3
     assert _latest(lake, "fct_usage_daily", "2026-10-02")["dagster/row_count"] == 1
-    assert _latest(lake, "stg_usage_events", "2026-10-01")["dagster/row_count"] == 4
-    assert _latest(lake, "stg_usage_events", "2026-10-02")["dagster/row_count"] == 2
     # per-partition check results: usage conserved on each day
     assert _latest(lake, "fct_usage_daily", "2026-10-02")["violations/usage_units_conserved"] == 0
     # column schema and the name BI tools query it by
@@ -71,9 +69,17 @@ def test_definitions_name_owner_table_and_sql(lake):
     assert node.owners == ["team:product-analytics"]
     assert {k: node.tags[k] for k in ("domain", "layer")} == {"domain": "usage", "layer": "marts"}
     assert node.metadata["dagster/table_name"] == "iceberg.marts.fct_usage_daily"
-    (reference,) = node.metadata["dagster/code_references"].code_references
+    # its SQL, then the intermediates its build computes and never stores
+    reference, *steps = node.metadata["dagster/code_references"].code_references
     assert Path(reference.file_path).read_text().startswith("-- fct_usage_daily: one row per")
     assert reference.file_path.endswith("sql/usage/fct_usage_daily.sql")
+    assert [s.label for s in steps] == [
+        "sql/usage/stg_usage_events.sql",
+        "sql/usage/int_tenant_usage_daily.sql",
+    ]
+    assert node.metadata["intermediates"] == (
+        "stg_usage_events (view), int_tenant_usage_daily (temp_table)"
+    )
     assert node.description.startswith("fct_usage_daily: one row per (usage_date, customer_key")
     assert "--" not in node.description
     raw = graph.get(dg.AssetKey("raw_usage_events"))

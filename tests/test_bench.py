@@ -62,6 +62,24 @@ def test_tiny_profile_end_to_end(
         (3, late_rebuilt),
     ]
 
+    # each of the first four stages has its floor, plain DuckDB doing the same work, beside it
+    for name in ("ingest_day", "build_day", "customer_month", "late_rebuild"):
+        stage = stages[name]
+        assert stage["floor"]["seconds"] > 0 and stage["floor"]["peak_rss_mb"] > 0, stage
+        assert stored["ratios"][f"{name}_over_floor"] == stage["over_floor"] > 0, stage
+    # the build_day floor runs c360's SQL: c360's rows exactly
+    assert stages["build_day"]["floor"]["same_output"] is True, stages["build_day"]["floor"]
+    # the late rebuild's floor: the late files parsed, then what the run rebuilt, in build order
+    late_floor = stages["late_rebuild"]["floor"]
+    assert late_floor["ingest"]["files"] == 1  # the late batch: one usage file at this size
+    days = [("fct_usage_daily", "2026-10-02"), ("fct_usage_daily", "2026-10-03")]
+    days += [("usage_anomalies", "2026-10-02"), ("usage_anomalies", "2026-10-03")]
+    months = ["int_customer_months", "fct_customer_month", "fct_usage_billing_reconciliation"]
+    months += ["fct_customer_adoption_monthly"]  # restatements reads tags: no floor
+    assert [(p["model"], p["partition"]) for p in late_floor["models"]["steps"]] == days + [
+        (name, "2026-10-01") for name in months
+    ]
+
     # the backfill: 10 days from 10-01 in runs of 5 days (the daily models' BackfillPolicy),
     # one at a time, then both at once, each from an empty catalog: the same rows both ways,
     # and every one of the 10 days built

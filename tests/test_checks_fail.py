@@ -167,14 +167,6 @@ class Break:
 GRAIN = "grain_is_unique"
 DUPLICATE_CUS_1 = copy(where(billing_customer_id="cus_1"))
 CASES = {
-    # raw rows without an event_id escape the dedupe's join on event_id: two of them on one day
-    "stg_usage_events:grain": Break(
-        "stg_usage_events",
-        "2026-10-02",
-        "raw.usage_events",
-        copy(where(event_id="e1"), times=2, event_id=None),
-        frozenset({GRAIN}),
-    ),
     # a tenant mapped to two customers: each key once, but its units counted twice
     "fct_usage_daily:usage_units_conserved": Break(
         "fct_usage_daily",
@@ -421,7 +413,7 @@ def test_c360_run_exits_non_zero_when_rows_conserved_fails(lake, monkeypatch, ca
     err = capsys.readouterr().err
     assert "FAILED blocking check: raw_usage_events:rows_conserved" in err
     assert "FAILED run: ingest_job" in err
-    assert not lake.lakehouse.table_exists("staging.stg_usage_events")
+    assert not lake.lakehouse.table_exists("marts.fct_usage_daily")
     (logged,) = lake.rows("raw.landing_files")
     assert (logged["rows_in"], logged["rows_accepted"], logged["rows_quarantined"]) == (3, 2, 1)
     assert lake.rows("raw.usage_events") == []

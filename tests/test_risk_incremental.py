@@ -91,7 +91,7 @@ def test_late_usage_rewrites_only_its_series_and_matches_a_full_rebuild(lake):
         instance=lake.instance, run_config=QUIET
     )
     late_first, late_last = dt.date(2026, 10, 5), dt.date(2026, 10, 12)
-    _execute(lake, "daily_job", late_first, late_last, ("stg_usage_events", "fct_usage_daily"))
+    _execute(lake, "daily_job", late_first, late_last, ("fct_usage_daily",))
     assert flagged(lake) == {a_17: spike, b_17: spike}  # not re-judged yet
 
     # The next usage_anomalies build, of another day (10-20), catches up: the fact table's

@@ -188,7 +188,7 @@ def _holding(prefix: str) -> Callable[[Lakehouse], bool]:
     [
         "ingest/usage_events",  # validating the usage files, or committing them
         "ingest/crm_accounts",  # after usage and billing landed, before CRM
-        "staging.stg_usage_events/",  # building the first days
+        "marts.fct_usage_daily/",  # building the first days
         "marts.fct_customer_month/",  # building the months
     ],
 )
@@ -248,7 +248,7 @@ def test_a_run_beside_the_sensors_and_a_backfill_in_concurrent_runs(
             # a backfill of the six days: runs of up to 5 partitions, launched together. The
             # first partition each run builds is held here, so neither can finish before both
             # are started: the run queue must run them at the same time
-            held = [f"staging.stg_usage_events/2026-10-0{d}" for d in (1, 6)]
+            held = [f"marts.fct_usage_daily/2026-10-0{d}" for d in (1, 6)]
             days = [f"2026-10-0{d}" for d in range(1, 7)]
             with ExitStack() as holding:
                 for name in held:

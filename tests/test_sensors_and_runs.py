@@ -110,7 +110,7 @@ def test_a_backfill_of_one_asset_reaches_the_assets_below_it(lake):
     _three_days_built(lake)
     ticks: dict[str, str] = {}  # each sensor's cursor, as the daemon keeps it
     # fct_usage_daily alone for 10-01..10-02: usage_anomalies is due for those days (and only
-    # it: stg_usage_events is above), then October for the monthly models
+    # it: raw.usage_events is above), then October for the monthly models
     _backfill(lake, "daily_job", ["fct_usage_daily"], "2026-10-01", "2026-10-02", "daily")
     daily, _ = _tick(lake, "daily_partitions_sensor", ticks)
     assert _ranges(daily) == [("2026-10-01", "2026-10-02", ("usage_anomalies",))]

@@ -1,21 +1,19 @@
--- The trino_transform peer: the c360 day build (stg_usage_events -> fct_usage_daily for one
--- day) as a dbt-trino incremental project runs it: Trino SQL over the same raw Iceberg table,
--- each partition replaced by delete + insert. {day} is an ISO date.
-create table if not exists staging.bench_trino_stg_usage_events (
-    event_date date,
-    event_id varchar,
+-- The trino_transform peer: the c360 day build (the raw day -> fct_usage_daily, deduplicated
+-- in CTEs as c360 deduplicates in intermediates of the fact's build) as a dbt-trino incremental
+-- project with an ephemeral staging model runs it: Trino SQL over the same raw Iceberg table,
+-- the fact's partition replaced by delete + insert. {day} is an ISO date.
+create table if not exists marts.bench_trino_fct_usage_daily (
+    usage_date date,
+    customer_key varchar,
     tenant_id varchar,
     product varchar,
-    quantity bigint,
-    occurred_at timestamp(6) with time zone,
-    source_file varchar,
-    source_line bigint,
-    deliveries bigint
-) with (partitioning = array['event_date']);
+    events bigint,
+    units bigint
+) with (partitioning = array['usage_date']);
 
-delete from staging.bench_trino_stg_usage_events where event_date = date '{day}';
+delete from marts.bench_trino_fct_usage_daily where usage_date = date '{day}';
 
-insert into staging.bench_trino_stg_usage_events
+insert into marts.bench_trino_fct_usage_daily
 with
 raw_usage_events as (
     select * from raw.usage_events where event_date = date '{day}'
@@ -71,36 +69,14 @@ first_of_many as (
             events.event_date = deliveries.event_date
             and trim(events.event_id) = deliveries.event_id
     group by events.event_date, trim(events.event_id)
+),
+stg_usage_events as (
+    select event_date, event_id, tenant_id, product, quantity
+    from delivered_once
+    union all
+    select event_date, event_id, first_row[1], first_row[2], first_row[3]
+    from first_of_many
 )
-select
-    event_date, event_id, tenant_id, product, quantity, occurred_at, source_file, source_line,
-    deliveries
-from delivered_once
-union all
-select
-    event_date,
-    event_id,
-    first_row[1],
-    first_row[2],
-    first_row[3],
-    first_row[4],
-    first_row[5],
-    first_row[6],
-    deliveries
-from first_of_many;
-
-create table if not exists marts.bench_trino_fct_usage_daily (
-    usage_date date,
-    customer_key varchar,
-    tenant_id varchar,
-    product varchar,
-    events bigint,
-    units bigint
-) with (partitioning = array['usage_date']);
-
-delete from marts.bench_trino_fct_usage_daily where usage_date = date '{day}';
-
-insert into marts.bench_trino_fct_usage_daily
 select
     events.event_date as usage_date,
     coalesce(tenants.customer_key, 'unknown') as customer_key,
@@ -108,8 +84,8 @@ select
     events.product,
     count(*) as events,
     sum(events.quantity) as units
-from staging.bench_trino_stg_usage_events as events
+from stg_usage_events as events
 left join core.int_tenants_resolved as tenants
     on events.tenant_id = tenants.tenant_id
-where events.event_date = date '{day}'
 group by 1, 2, 3, 4;
+

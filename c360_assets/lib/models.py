@@ -32,6 +32,7 @@ from c360_assets.lib.partitions import (
 )
 from c360_assets.lib.sqlmodel import (
     SQL_DIR,
+    Intermediate,
     Read,
     SqlSession,
     between,
@@ -149,6 +150,9 @@ class Model:
     # columns of a series when a row depends on its windowed inputs only through its own series'
     # rows: builds then rewrite only the series whose inputs changed (lib/incremental.py)
     series: tuple[str, ...] = ()
+    # steps of the build that are not stored (``sql/<domain>/<name>.sql`` each), in order: the
+    # model's SQL and its checks read them by name (see ``Intermediate``)
+    intermediates: tuple[Intermediate, ...] = ()
 
     def __post_init__(self) -> None:
         def refuse(why: str) -> None:
@@ -168,6 +172,10 @@ class Model:
             refuse("rebuild_ahead and series need a partitioned model")
         if self.after_write is not None and self.partitioning is not None:
             refuse("a change report (after_write) belongs to an unpartitioned model")
+        if self.series and any(i.materialized == "temp_table" for i in self.intermediates):
+            refuse("a series build narrows its inputs after the session opens: views only")
+        if self.name in {i.name for i in self.intermediates}:
+            refuse("an intermediate cannot have the model's name")
         names = [c.name for c in self.checks]
         if len(set(names)) != len(names) or "grain_is_unique" in names:
             refuse(f"check names must be unique (grain_is_unique is implicit): {names}")
@@ -179,6 +187,10 @@ class Model:
     @property
     def sql_path(self) -> str:
         return f"{self.domain}/{self.name}"
+
+    def intermediate_sql(self) -> list[tuple[Intermediate, str]]:
+        """Each intermediate with its SQL, in the order the session creates them."""
+        return [(i, sql_text(f"{self.domain}/{i.name}")) for i in self.intermediates]
 
 
 def earliest_changed_month(table: str, columns: tuple[str, ...]) -> ChangeReport:
@@ -310,9 +322,14 @@ def check_stored_partition(
     when the grain is its only check.
     """
     check_sql = " ".join(sql_text(c.sql_path(model.domain)) for c in model.checks)
+    intermediates = model.intermediate_sql()
+    if any(i.name in check_sql for i, _ in intermediates):  # they read the inputs
+        check_sql += " ".join(sql for _, sql in intermediates)
+    else:
+        intermediates = []
     reads = {name: read for name, read in model.reads.items() if name in check_sql}
     columns = ("*",) if model.checks else model.grain
-    with open_model_session(lakehouse, reads, window) as session:
+    with open_model_session(lakehouse, reads, window, intermediates=intermediates) as session:
         where = partition_filter(model, window)
         session.register("model_output", lakehouse.scan(model.table, where, columns))
         return run_checks(session, model)
@@ -495,7 +512,8 @@ def _build(
 ) -> tuple[int, list[dg.AssetCheckResult], dict]:
     """Build one step: scan, run the SQL, replace the window's rows, check, report."""
     window = step.window
-    with open_model_session(lakehouse, model.reads, window) as session:
+    intermediates = model.intermediate_sql()
+    with open_model_session(lakehouse, model.reads, window, intermediates=intermediates) as session:
         where = partition_filter(model, window)
         # the snapshot a change report compares the new rows with
         before = lakehouse.current_snapshot_id(model.table) if model.after_write else None
@@ -649,20 +667,26 @@ def trino_table_name(table: str) -> str:
 
 
 def _definition_metadata(model: Model) -> dict:
-    sql_file = SQL_DIR / f"{model.sql_path}.sql"
+    paths = [model.sql_path] + [f"{model.domain}/{i.name}" for i in model.intermediates]
     references = dg.CodeReferencesMetadataValue(
         code_references=[
             dg.LocalFileCodeReference(
-                file_path=str(sql_file), line_number=1, label=f"sql/{model.sql_path}.sql"
+                file_path=str(SQL_DIR / f"{path}.sql"), line_number=1, label=f"sql/{path}.sql"
             )
+            for path in paths
         ]
     )
-    return {
+    metadata = {
         "table": model.table,
         "grain": ", ".join(model.grain),
         "dagster/table_name": trino_table_name(model.table),
         "dagster/code_references": references,
     }
+    if model.intermediates:  # computed inside each build, never stored
+        metadata["intermediates"] = ", ".join(
+            f"{i.name} ({i.materialized})" for i in model.intermediates
+        )
+    return metadata
 
 
 def _partition_metadata(

@@ -10,9 +10,10 @@ import datetime as dt
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import pyarrow as pa
@@ -66,6 +67,28 @@ class Read:
         start = window[0] - dt.timedelta(days=self.lookback_days)
         end = window[1] + dt.timedelta(days=self.lookahead_days)
         return between(self.window_column, start, end)
+
+
+@dataclass(frozen=True)
+class Intermediate:
+    """A step of a model's build that is not stored: ``sql/<domain>/<name>.sql`` over the model's
+    inputs (and earlier intermediates), readable by ``name`` in the model's SQL and its checks.
+
+    ``view`` (dbt's ephemeral staging): evaluated inside each query that reads it. ``temp_table``:
+    computed once when the build's session opens and held by DuckDB (spilling past its memory
+    limit), for a result that both the model and its checks read (it is computed once, not once
+    per query). Neither may use window parameters: a view cannot hold them, and the window
+    already bounds the inputs.
+    """
+
+    name: str
+    materialized: Literal["view", "temp_table"] = "view"
+
+    def create_sql(self, sql: str) -> str:
+        if _PARAM.search(sql):
+            raise ValueError(f"intermediate {self.name} uses a parameter; it reads its inputs")
+        kind = "view" if self.materialized == "view" else "table"
+        return f'create temp {kind} "{self.name}" as\n{sql}'
 
 
 def between(column: str, start: dt.date, end: dt.date) -> BooleanExpression:
@@ -131,12 +154,14 @@ class ParquetScan:
 
 
 class SqlSession:
-    """An in-memory DuckDB holding a model's inputs, its output (``model_output``) and params."""
+    """An in-memory DuckDB holding a model's inputs, its intermediates (``(Intermediate, its
+    SQL)`` in order), its output (``model_output``) and params."""
 
     def __init__(
         self,
         inputs: Mapping[str, pa.Table | ParquetScan],
         params: Mapping[str, object] | None = None,
+        intermediates: Sequence[tuple[Intermediate, str]] = (),
     ):
         self.con = connect()
         self.params = dict(params or {})
@@ -146,6 +171,8 @@ class SqlSession:
                 table.create_view(self.con, name)
             else:
                 self.con.register(name, table)
+        for intermediate, sql in intermediates:
+            self.con.execute(intermediate.create_sql(sql))
 
     def restrict(self, names: list[str], keys: pa.Table, columns: tuple[str, ...]) -> None:
         """Narrow the inputs ``names`` to the rows whose ``columns`` appear in ``keys``
@@ -218,13 +245,15 @@ def open_model_session(
     reads: Mapping[str, Read],
     window: tuple[dt.date, dt.date] | None = None,
     params: Mapping[str, object] | None = None,
+    intermediates: Sequence[tuple[Intermediate, str]] = (),
 ) -> SqlSession:
-    """Scan each input from Iceberg (the window pushed down) into a fresh DuckDB session."""
+    """Scan each input from Iceberg (the window pushed down) into a fresh DuckDB session, then
+    create the intermediates over them."""
     inputs = {name: _scan(lakehouse, read, window) for name, read in reads.items()}
     all_params = dict(params or {})
     if window is not None:
         all_params.update(window_start=window[0], window_end=window[1])
-    return SqlSession(inputs, all_params)
+    return SqlSession(inputs, all_params, intermediates)
 
 
 def identity_position(table: Table, column: str) -> int | None:
@@ -320,8 +349,11 @@ def _scan(
 
 
 def run_sql(
-    sql: str, inputs: Mapping[str, pa.Table], params: Mapping[str, object] | None = None
+    sql: str,
+    inputs: Mapping[str, pa.Table],
+    params: Mapping[str, object] | None = None,
+    intermediates: Sequence[tuple[Intermediate, str]] = (),
 ) -> pa.Table:
     """Run one select over Arrow inputs (tests and ad-hoc use; assets go through models.py)."""
-    with SqlSession(inputs, params) as session:
+    with SqlSession(inputs, params, intermediates) as session:
         return session.query(sql)

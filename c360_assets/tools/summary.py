@@ -7,7 +7,6 @@ from resources.lakehouse import LakehouseResource
 SUMMARY_TABLES = (
     "raw.usage_events",
     "raw.quarantine",
-    "staging.stg_usage_events",
     "marts.fct_usage_daily",
     "marts.dim_customer",
     "marts.fct_invoice_reconciliation",

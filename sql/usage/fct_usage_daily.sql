@@ -2,11 +2,12 @@
 -- events = distinct event_ids, units = sum of quantity over distinct events, exact in
 -- decimal(38, 0): a sum of 64-bit quantities can leave the 64-bit range, never this one.
 -- Date basis: usage_date = UTC date of occurred_at. A tenant no customer claims maps to the
--- 'unknown' customer member.
+-- 'unknown' customer member. A tenant maps to one customer (int_tenants_resolved's grain), so
+-- the tenant's daily usage is already at this grain.
 with
 
-stg_usage_events as (
-    select * from stg_usage_events
+int_tenant_usage_daily as (
+    select * from int_tenant_usage_daily
 ),
 
 int_tenants_resolved as (
@@ -15,16 +16,15 @@ int_tenants_resolved as (
 
 final as (
     select
-        events.event_date as usage_date,
+        usage.event_date as usage_date,
         coalesce(tenants.customer_key, 'unknown') as customer_key,
-        events.tenant_id,
-        events.product,
-        count(*)::bigint as events,
-        sum(events.quantity)::decimal(38, 0) as units
-    from stg_usage_events as events
+        usage.tenant_id,
+        usage.product,
+        usage.events,
+        usage.units
+    from int_tenant_usage_daily as usage
     left join int_tenants_resolved as tenants
-        on events.tenant_id = tenants.tenant_id
-    group by all
+        on usage.tenant_id = tenants.tenant_id
 )
 
 select * from final

@@ -1,4 +1,6 @@
--- stg_usage_events: one row per (event_date, event_id).
+-- stg_usage_events: one row per (event_date, event_id). A view over the raw partition inside
+-- fct_usage_daily's build (dbt's staging convention): never stored, read once per build by
+-- int_tenant_usage_daily.
 -- Re-deliveries of an event (same event_id, in the same or a later file) collapse to the first
 -- delivery in the total order (ingested_at, source file, source line). IDs are trimmed and
 -- lower-cased. Date basis: event_date = UTC date of occurred_at.

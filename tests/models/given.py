@@ -90,7 +90,23 @@ def _run(model: Model, given: Mapping[str, Sequence[Row]], window: Window | None
     assert (window is None) == (model.partitioning is None), "a window for partitioned models"
     inputs = {name: _input(given.get(name, ()), read, window) for name, read in model.reads.items()}
     params = {"window_start": window[0], "window_end": window[1]} if window else {}
-    return run_sql(sql_text(model.sql_path), inputs, params)
+    return run_sql(sql_text(model.sql_path), inputs, params, model.intermediate_sql())
+
+
+def run_intermediate(
+    model_name: str,
+    name: str,
+    given: Mapping[str, Sequence[Row]],
+    window: Window | None = None,
+    order_by: Sequence[str] = (),
+) -> list[dict]:
+    """The rows intermediate ``name`` of model ``model_name`` computes inside the model's build
+    from the ``given`` rows of the model's inputs, ordered by ``order_by``."""
+    model = models()[model_name]
+    assert name in {i.name for i in model.intermediates}, f"{model_name} has no {name}"
+    inputs = {n: _input(given.get(n, ()), read, window) for n, read in model.reads.items()}
+    order = f" order by {', '.join(order_by)}" if order_by else ""
+    return run_sql(f"select * from {name}{order}", inputs, {}, model.intermediate_sql()).to_pylist()
 
 
 def run_model(

@@ -1,6 +1,6 @@
 """The usage domain's SQL models on hand-built rows (sql/usage/)."""
 
-from tests.models.given import day, landed, run_model, ts
+from tests.models.given import day, landed, run_intermediate, run_model, ts
 from tests.records import event
 
 OCTOBER_1 = (day("2026-10-01"), day("2026-10-02"))
@@ -29,7 +29,10 @@ def test_stg_usage_events_keeps_the_first_delivery_of_each_event_in_its_day():
         "2026-10-03T00:00",
         delivered("E1", "t2", "kyc", 7, "2026-10-01T23:59:59"),
     )
-    assert run_model("stg_usage_events", {"raw_usage_events": raw}, OCTOBER_1) == [
+    staged = run_intermediate(
+        "fct_usage_daily", "stg_usage_events", {"raw_usage_events": raw}, OCTOBER_1, ("event_id",)
+    )
+    assert staged == [
         {
             "event_date": day("2026-10-01"),
             "event_id": "E1",
@@ -56,27 +59,21 @@ def test_stg_usage_events_keeps_the_first_delivery_of_each_event_in_its_day():
 
 
 def test_fct_usage_daily_sums_units_per_day_customer_tenant_and_product():
-    def staged(event_id: str, on: str, tenant_id: str, product: str, quantity: int) -> dict:
-        return {
-            "event_date": day(on),
-            "event_id": event_id,
-            "tenant_id": tenant_id,
-            "product": product,
-            "quantity": quantity,
-        }
-
-    events = [
-        staged("e1", "2026-10-01", "t1", "fraud_score", 5),
-        staged("e2", "2026-10-01", "t1", "fraud_score", 1),
-        staged("e3", "2026-10-01", "t1", "kyc", 2),
-        staged("e4", "2026-10-01", "t9", "fraud_score", 4),  # a tenant nobody claims
-        staged("e5", "2026-10-02", "t1", "fraud_score", 3),
-        staged("e6", "2026-10-03", "t1", "fraud_score", 100),  # after the window
-    ]
+    raw = landed(
+        "a.jsonl",
+        "2026-10-04T00:00",
+        delivered("e1", "t1", "fraud_score", 5, "2026-10-01T01:00"),
+        delivered("e2", "T1", "fraud_score", 1, "2026-10-01T02:00"),
+        delivered("e2", "t1", "fraud_score", 1, "2026-10-01T02:00"),  # re-delivered: once
+        delivered("e3", "t1", "KYC", 2, "2026-10-01T03:00"),
+        delivered("e4", "t9", "fraud_score", 4, "2026-10-01T04:00"),  # a tenant nobody claims
+        delivered("e5", "t1", "fraud_score", 3, "2026-10-02T05:00"),
+        delivered("e6", "t1", "fraud_score", 100, "2026-10-03T00:00"),  # after the window
+    )
     tenants = [{"tenant_id": "t1", "billing_customer_id": "cus_1", "customer_key": "k1"}]
     rows = run_model(
         "fct_usage_daily",
-        {"stg_usage_events": events, "int_tenants_resolved": tenants},
+        {"raw_usage_events": raw, "int_tenants_resolved": tenants},
         (day("2026-10-01"), day("2026-10-03")),
     )
     assert rows == [

@@ -1,12 +1,13 @@
--- Violations: days where the fact's events or units differ from the deduplicated staging events.
+-- Violations: days where the fact's events or units differ from the deduplicated events
+-- (int_tenant_usage_daily: mapping tenants to customers neither drops nor repeats usage).
 with
 
 staged as (
     select
         event_date as usage_date,
-        count(*) as events,
-        sum(quantity) as units
-    from stg_usage_events
+        sum(events) as events,
+        sum(units) as units
+    from int_tenant_usage_daily
     group by event_date
 ),
 
