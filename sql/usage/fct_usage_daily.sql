@@ -16,15 +16,15 @@ int_tenants_resolved as (
 
 final as (
     select
-        usage.event_date as usage_date,
+        tenant_usage.event_date as usage_date,
         coalesce(tenants.customer_key, 'unknown') as customer_key,
-        usage.tenant_id,
-        usage.product,
-        usage.events,
-        usage.units
-    from int_tenant_usage_daily as usage
+        tenant_usage.tenant_id,
+        tenant_usage.product,
+        tenant_usage.events,
+        tenant_usage.units
+    from int_tenant_usage_daily as tenant_usage
     left join int_tenants_resolved as tenants
-        on usage.tenant_id = tenants.tenant_id
+        on tenant_usage.tenant_id = tenants.tenant_id
 )
 
 select * from final
