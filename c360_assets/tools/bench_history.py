@@ -10,8 +10,9 @@ one late file still costs at day N what it cost at day 30, on two lakehouses fed
    (``customers`` customers, ``events_per_day`` events a day) whose usage files carry late events
    every day (``late_rate`` of each day's events arrive 1-3 days later, in the later days' files),
    with the billing and CRM files of the same days. A file is *delivered* on the day its name
-   carries (monthly files on the month's first day). One extra late file per checkpoint
-   (``generate_late_batch``: ``late_events`` new events dated ``late_lag`` days before it).
+   carries (monthly files on the month's first day). ``late_repeats`` extra late files per
+   checkpoint (``generate_late_batch``: ``late_events`` new events dated ``late_lag`` days
+   before it, each file its own events).
 2. **Two lakehouses** (embedded: SQLite catalog, local warehouse, a Dagster instance with its
    SQLite storage; on a tmpfs when there is one, see ``work_dir``), each in its own process, in
    lockstep, one simulated day at a time (both lakehouses' days at once, on two cores): the
@@ -23,9 +24,10 @@ one late file still costs at day N what it cost at day 30, on two lakehouses fed
    snapshots carry wall-clock timestamps).
 3. **Checkpoints** (after the day's run and maintenance, one lakehouse at a time, the other
    idle): the catalog's figures (snapshots, metadata files, data files referenced and current,
-   files on disk, the Dagster home's bytes), then one late file dropped and ``c360 run`` timed;
-   its planning (``touched`` of both stages from the cursors the run started with) is replanned
-   after it and timed apart.
+   files on disk, the Dagster home's bytes), then each late file in turn dropped and
+   ``c360 run`` timed; its planning (``touched`` of both stages from the cursors the run
+   started with) is replanned after it and timed apart. The point is the median of those runs
+   (each run's seconds and the 1-minute load average before it are kept in ``repeats``).
 4. At the end, every ``marts`` table of the two lakehouses is compared, all columns, as
    multisets of rows: maintenance must change no row.
 
@@ -43,6 +45,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import statistics
 import tempfile
 import time
 import traceback
@@ -70,6 +73,9 @@ class HistoryPlan:
     keep_days: int = 7  # simulated days of snapshots maintenance keeps
     checkpoints: tuple[int, ...] = (30, 365)  # day numbers (1 = the first day) measured after
     late_events: int = 100  # new events in each checkpoint's late file
+    # late files per checkpoint, each run and timed in turn: the median is reported, so one run
+    # slowed by something else on the machine does not make a point of the curve
+    late_repeats: int = 3
     late_lag: int = 2  # days between the late file's events and its delivery
     late_rate: float = 0.05  # share of each day's events delivered 1-3 days later
     seed: int = 7
@@ -78,8 +84,10 @@ class HistoryPlan:
     def __post_init__(self) -> None:
         if self.days < 1 or self.maintain_every < 1 or self.keep_days < 0:
             raise ValueError("days and maintain_every must be >= 1, keep_days >= 0")
-        if not self.checkpoints or not 1 <= len(self.checkpoints) <= 63:
-            raise ValueError("between 1 and 63 checkpoints")  # one late batch number each
+        if self.late_repeats < 1 or not self.checkpoints:
+            raise ValueError("at least one checkpoint and one late file per checkpoint")
+        if len(self.checkpoints) * self.late_repeats > 63:  # one late batch number each
+            raise ValueError("at most 63 late files (checkpoints x late_repeats)")
         for day in self.checkpoints:
             if not self.late_lag < day <= self.days:
                 raise ValueError(f"checkpoint {day} is not in {self.late_lag + 1}..{self.days}")
@@ -113,23 +121,29 @@ def delivery_day(path: Path) -> dt.date:
 
 
 def generate_files(plan: HistoryPlan, root: Path) -> dict:
-    """The daily files under ``root/daily`` and each checkpoint's late file under
-    ``root/late-<day>``; returns the generators' usage figures."""
+    """The daily files under ``root/daily`` and each checkpoint's late files under
+    ``root/late-<day>-<repeat>``; returns the generators' usage figures."""
     from c360_assets.tools.generate import generate_landing, generate_late_batch
 
     summary = generate_landing(root / "daily", **plan.generator_args())
     late = {}
-    for batch, day_no in enumerate(plan.checkpoints, start=1):
+    batch = 0
+    for day_no in plan.checkpoints:
         arrival = plan.date(day_no)
-        found = generate_late_batch(
-            root / f"late-{day_no}",
-            events_per_origin_day=plan.late_events,
-            origin_days=[arrival - dt.timedelta(days=plan.late_lag)],
-            arrival_day=arrival,
-            batch=batch,
-            **plan.generator_args(),
-        )
-        late[day_no] = {"lines": found["lines"], "origin_days": found["origin_days"]}
+        for repeat in range(1, plan.late_repeats + 1):
+            batch += 1
+            found = generate_late_batch(
+                root / late_folder(day_no, repeat),
+                events_per_origin_day=plan.late_events,
+                origin_days=[arrival - dt.timedelta(days=plan.late_lag)],
+                arrival_day=arrival,
+                batch=batch,
+                **plan.generator_args(),
+            )
+            late[f"{day_no}-{repeat}"] = {
+                "lines": found["lines"],
+                "origin_days": found["origin_days"],
+            }
     usage = summary["usage"]
     return {
         "files": sum(summary["files"].values()),
@@ -138,6 +152,10 @@ def generate_files(plan: HistoryPlan, root: Path) -> dict:
         "late_files": late,
         "seconds": summary["seconds"]["total"],
     }
+
+
+def late_folder(day_no: int, repeat: int) -> str:
+    return f"late-{day_no}-{repeat}"
 
 
 def files_by_day(plan: HistoryPlan, folder: Path) -> dict[int, list[Path]]:
@@ -352,15 +370,27 @@ class Simulation:
         return found
 
     def checkpoint(self, day_no: int) -> dict:
-        """The catalog's figures, then one late file and a timed ``c360 run``."""
+        """The catalog's figures, then each late file in turn with a timed ``c360 run``; the
+        median of their seconds (and of their planning) is the point's ``late_run``."""
         lake, now = self.lake, run_clock(self.plan, day_no)
-        late_root = self.files / f"late-{day_no}"
         figures = lake.catalog_figures()
-        cursors = lake.cursors()
-        link(sorted(p for p in late_root.rglob("*") if p.is_file()), late_root, lake.landing)
-        run = lake.run(now)
-        run["plan_seconds"] = lake.plan_seconds(cursors, now)
-        return {"catalog": figures, "late_run": run}
+        runs = []
+        for repeat in range(1, self.plan.late_repeats + 1):
+            late_root = self.files / late_folder(day_no, repeat)
+            cursors = lake.cursors()
+            link(sorted(p for p in late_root.rglob("*") if p.is_file()), late_root, lake.landing)
+            load = os.getloadavg()[0]
+            run = lake.run(now)
+            run["plan_seconds"] = lake.plan_seconds(cursors, now)
+            run["load_average_1m"] = round(load, 2)
+            runs.append(run)
+        late_run = {
+            "seconds": statistics.median(r["seconds"] for r in runs),
+            "plan_seconds": statistics.median(r["plan_seconds"] for r in runs),
+            "rebuilt": runs[0]["rebuilt"],
+            "repeats": runs,
+        }
+        return {"catalog": figures, "late_run": late_run}
 
     def marts(self) -> dict[str, Any]:
         return self.lake.marts()
