@@ -690,6 +690,7 @@ class _Pending:
     quarantined: list[pa.Table] = field(default_factory=list)
     files: list[dict] = field(default_factory=list)
     rows: int = 0
+    days: set[dt.date] = field(default_factory=set)  # the event dates of the accepted rows
 
 
 def _stat_key(relpath: str, path: Path) -> tuple[str, int, int]:
@@ -1013,6 +1014,8 @@ def _commit(lakehouse: LakehouseResource, source: Source, pending: _Pending) -> 
         QUARANTINE_TABLE: ([t.cast(QUARANTINE_SCHEMA) for t in pending.quarantined], ()),
         LANDING_FILES_TABLE: (log, ()),
     }
+    # a batch of one day (a day's files as they land) is written without the partitioned writer
+    one_day = len(pending.days) == 1
     digests = [f["file_sha256"] for f in pending.files]
     key = ledger_key(source)
     con = connect()
@@ -1029,6 +1032,7 @@ def _commit(lakehouse: LakehouseResource, source: Source, pending: _Pending) -> 
                 "select * from batch",
                 partition_by=partition_by,
                 properties={key: ",".join(digests[i] for i in todo)},
+                one_partition=bool(partition_by) and one_day,
             )
             con.unregister("batch")
     finally:
@@ -1131,6 +1135,7 @@ def _ingest_source(
         record = result.record
         _, record["file_size"], record["file_mtime_ns"] = stats[record["file_sha256"]]
         summary.touched_dates |= result.days
+        pending.days |= result.days
         summary.touched_months |= result.months
         pending.accepted.append(result.accepted)
         pending.quarantined.append(result.quarantined)
