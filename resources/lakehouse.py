@@ -410,6 +410,7 @@ class LakehouseResource(dg.ConfigurableResource):
         *,
         replace: BooleanExpression | None = None,
         properties: Mapping[str, str] | None = None,
+        one_partition: bool = False,
     ) -> tuple[int, list[str]]:
         """Write a DuckDB query's rows to the table: ``replace`` the rows matching a filter, or
         append them. Returns (rows written, data files added).
@@ -421,7 +422,10 @@ class LakehouseResource(dg.ConfigurableResource):
         writes the same files into a private local staging folder, and pyiceberg's file IO
         uploads them into the table's location before the same commit (``_DataFolder``).
         ``properties`` go into the snapshot summary (e.g. a model's input watermark), in an empty
-        snapshot when nothing else changes.
+        snapshot when nothing else changes. ``one_partition``: the caller knows that every row has
+        the same partition values, so DuckDB writes one file without its partitioned writer (about
+        a third less CPU); the commit reads the values from the file's statistics and fails on a
+        file holding two.
         """
         shape = con.sql(f"select * from ({sql}\n) limit 0", params=params).to_arrow_table()
         table = self.ensure_table(identifier, shape.schema, partition_by)
@@ -438,7 +442,7 @@ class LakehouseResource(dg.ConfigurableResource):
         field_ids = ", ".join(f'"{f.name}": {_field_id(f)}' for f in schema.fields)
         options = "format parquet, compression zstd, return_files true"
         with _DataFolder(table) as folder:
-            if partition_by:
+            if partition_by and not one_partition:
                 columns = ", ".join(f'"{c}"' for c in partition_by)
                 target = str(folder.path)
                 options += f", partition_by ({columns}), write_partition_columns true"

@@ -577,3 +577,60 @@ def test_an_undeclared_column_lands_nowhere_and_is_reported(lake):
     }
     assert "tier" not in lake.lakehouse.load(CRM.table).schema().column_names
     assert check(lake, CRM.asset_name, "rows_conserved").passed
+
+
+def _validate_both_ways(path, monkeypatch) -> tuple[tuple, tuple]:
+    """``_validate_file`` of one file with DuckDB reading its lines, and with the exact reader."""
+    by_duckdb = ingest._validate_file(connect(), USAGE, path, "sha", path.name, AT, RANGE)
+    monkeypatch.setattr(ingest, "_validated_json_lines", lambda *args: None)
+    exact = ingest._validate_file(connect(), USAGE, path, "sha", path.name, AT, RANGE)
+    monkeypatch.undo()
+    return by_duckdb, exact
+
+
+def test_duckdb_reads_json_lines_as_the_exact_reader_does(tmp_path, monkeypatch):
+    """Blank and whitespace lines (first and last too), a line starting with "#", quotes that
+    are not CSV quoting, a NUL, two gzip members: DuckDB's line reader takes the file and every
+    row, line and reason equals the exact reader's."""
+    good = usage("e1", 2)
+    body = jsonl(
+        "",
+        good,
+        "   ",
+        "#" + json.dumps(good),
+        '"{"',
+        usage("e2", 3, tenant_id='t"2'),
+        '{"event_id":"e3\\u0000"}',
+        usage("e4", -1),
+        "",
+    )
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(gzip.compress(body) + gzip.compress(jsonl(usage("e5", 4), "\t")))
+    assert ingest._validated_json_lines(connect(), USAGE, path, RANGE) is not None
+    by_duckdb, exact = _validate_both_ways(path, monkeypatch)
+    assert by_duckdb[0] == exact[0] and by_duckdb[1] == exact[1]
+    assert by_duckdb[2] == exact[2]
+    assert by_duckdb[0].column("_source_line").to_pylist() == [2, 6, 10]
+    # a tab is not blank: line 11 is a record, and no JSON
+    assert by_duckdb[1].column("source_line").to_pylist() == [4, 5, 7, 8, 11]
+    assert (by_duckdb[2]["rows_in"], by_duckdb[2]["rows_quarantined"]) == (8, 5)
+
+
+@pytest.mark.parametrize(
+    "odd_line",
+    [
+        b'{"event_id":"e9"}\r',  # a \r line end
+        b'{"event_id":"\xff"}',  # bytes that are not UTF-8
+        b'{"event_id":"\x1e"}',  # the reader's delimiter
+        b'{"event_id":"' + b"x" * (3 << 20) + b'"}',  # longer than DuckDB's line limit
+    ],
+)
+def test_a_line_duckdb_cannot_split_sends_the_file_to_the_exact_reader(
+    tmp_path, monkeypatch, odd_line
+):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(jsonl(usage("e1", 2)) + odd_line + b"\n" + jsonl(usage("e2", 3)))
+    assert ingest._validated_json_lines(connect(), USAGE, path, RANGE) is None
+    by_duckdb, exact = _validate_both_ways(path, monkeypatch)
+    assert by_duckdb[0] == exact[0] and by_duckdb[1] == exact[1]
+    assert by_duckdb[0].column("_source_line").to_pylist() == [1, 3]

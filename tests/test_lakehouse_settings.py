@@ -1,6 +1,7 @@
 """How LakehouseResource and the stack are configured, and what they say when the catalog and
 the warehouse disagree (no server: the embedded catalog, a local warehouse)."""
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -94,3 +95,29 @@ def test_up_warns_while_a_default_password_is_in_use(tmp_path) -> None:
     assert all(w.startswith("WARNING: ") for w in warnings)
     chosen = {name: "not-a-default" for name in stack.DEV_SECRETS}
     assert stack.default_password_warnings(stack.StackConfig.from_env({**env, **chosen})) == []
+
+
+def test_rows_of_one_partition_are_written_as_one_file_of_that_partition(lake: Lake) -> None:
+    """``one_partition``: one data file, its partition read from its statistics; a file holding
+    two partition values is refused at the commit and the table keeps no row of it."""
+    day = dt.date(2026, 10, 8)
+    con = connect()
+    con.register("rows", pa.table({"id": [1, 2, 3], "day": [day] * 3}))
+    rows, files = lake.lakehouse.write_query(
+        con, "core.one_day_probe", "select * from rows", partition_by=("day",), one_partition=True
+    )
+    entries = lake.lakehouse.load("core.one_day_probe").inspect.files().to_pylist()
+    assert (rows, len(files)) == (3, 1)
+    assert [(e["partition"], e["record_count"]) for e in entries] == [({"day": day}, 3)]
+
+    con.register("rows", pa.table({"id": [4, 5], "day": [day, day + dt.timedelta(days=1)]}))
+    with pytest.raises(ValueError, match="more than one partition values"):
+        lake.lakehouse.write_query(
+            con,
+            "core.one_day_probe",
+            "select * from rows",
+            partition_by=("day",),
+            one_partition=True,
+        )
+    assert sorted(lake.lakehouse.scan("core.one_day_probe").column("id").to_pylist()) == [1, 2, 3]
+    con.close()

@@ -33,9 +33,11 @@ import pyarrow.parquet as pq
 
 from c360_assets.lib.sources import Column, Source
 from c360_assets.lib.sqlmodel import connect
+from c360_assets.lib.sqlquote import literal
 from resources.lakehouse import LakehouseResource
 
-FORMATS = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".parquet")
+JSON_LINES = (".jsonl", ".jsonl.gz")
+FORMATS = (*JSON_LINES, ".csv", ".csv.gz", ".parquet")
 QUARANTINE_TABLE = "raw.quarantine"
 LANDING_FILES_TABLE = "raw.landing_files"
 # Rows per commit: bounds memory on a peak day while keeping commits few.
@@ -320,7 +322,7 @@ def _render(con: duckdb.DuckDBPyConnection, rows: pa.Table, source: Source) -> p
 def read_records(path: Path, con: duckdb.DuckDBPyConnection, source: Source) -> Records:
     """A landing file's records; raises ``UnreadableFile`` for a file with none readable."""
     name = path.name.lower()
-    if name.endswith((".jsonl", ".jsonl.gz")):
+    if name.endswith(JSON_LINES):
         return _read_lines(path)
     if name.endswith(".parquet"):
         rows, undeclared = _read_parquet(path, source)
@@ -688,6 +690,7 @@ class _Pending:
     quarantined: list[pa.Table] = field(default_factory=list)
     files: list[dict] = field(default_factory=list)
     rows: int = 0
+    days: set[dt.date] = field(default_factory=set)  # the event dates of the accepted rows
 
 
 def _stat_key(relpath: str, path: Path) -> tuple[str, int, int]:
@@ -800,6 +803,61 @@ def _undeclared(read: Records, checked: pa.Table) -> list[str]:
     return sorted(pc.unique(keys).to_pylist()) if len(keys) else []
 
 
+def _validated(con: duckdb.DuckDBPyConnection, source: Source, date_range) -> pa.Table:
+    """The validation SQL over the ``records`` relation, in one pass and in input (line) order:
+    the accepted and the quarantined rows are selected from it in Arrow, with no second pass
+    through DuckDB and no sort."""
+    sql = validation_sql(source)
+    params = {"min_date": date_range[0], "max_date": date_range[1]} if "$min_date" in sql else {}
+    con.execute("set preserve_insertion_order = true")
+    try:
+        return con.sql(sql, params=params or None).to_arrow_table()
+    finally:
+        con.execute("set preserve_insertion_order = false")
+
+
+# The physical lines of a JSON-lines file (gzip or not) read by DuckDB itself, cut at "\n" only,
+# as text. A file it cannot cut exactly as ``_read_lines`` does -- a "\r" line end, bytes that
+# are not UTF-8, a line holding the delimiter or longer than its limit, a broken gzip stream --
+# stops it with an error and is read by ``_read_lines``. A blank line is a row (null), so the
+# rows numbered in file order are the lines.
+DUCKDB_LINES_SQL = """
+select row_number() over () as line, encode(coalesce(raw, '')) as raw
+from read_csv(
+    {path},
+    columns = {{'raw': 'VARCHAR'}},
+    compression = '{compression}',
+    delim = chr(30),
+    quote = '',
+    escape = '',
+    comment = '',
+    new_line = '\\n',
+    header = false,
+    skip = 0,
+    auto_detect = false,
+    strict_mode = true
+)
+"""
+
+
+def _validated_json_lines(
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, date_range
+) -> pa.Table | None:
+    """The validation of a JSON-lines file read by DuckDB (no copy of its text through Python),
+    or None when DuckDB's reader cannot give its exact lines (or gives none: an empty file is
+    judged by ``_read_lines``)."""
+    compression = "gzip" if path.name.lower().endswith(".gz") else "none"
+    lines = DUCKDB_LINES_SQL.format(path=literal(str(path)), compression=compression)
+    con.execute(f"create or replace temp view records as {lines}")
+    try:
+        checked = _validated(con, source, date_range)
+    except (duckdb.InvalidInputException, duckdb.IOException):
+        return None
+    finally:
+        con.execute("drop view records")
+    return checked if checked.num_rows else None
+
+
 def _validate_file(
     con: duckdb.DuckDBPyConnection,
     source: Source,
@@ -809,24 +867,22 @@ def _validate_file(
     ingested_at: dt.datetime,
     date_range: tuple[dt.date, dt.date],
 ) -> tuple[pa.Table, pa.Table, dict]:
-    try:
-        read = read_records(path, con, source)
-    except UnreadableFile as exc:  # named by its landing path (a reader may name the absolute)
-        reason = str(exc).replace(str(path), relpath)
-        return _unreadable(source, path, digest, relpath, ingested_at, reason)
-    con.register("records", read.records)
-    params = {"min_date": date_range[0], "max_date": date_range[1]}
-    sql = validation_sql(source)
-    if "$min_date" not in sql:
-        params = {}
-    # one pass, results in input (line) order: the accepted and the quarantined rows are selected
-    # from it in Arrow, with no second pass through DuckDB and no sort
-    con.execute("set preserve_insertion_order = true")
-    try:
-        checked = con.sql(sql, params=params or None).to_arrow_table()
-    finally:
-        con.execute("set preserve_insertion_order = false")
-        con.unregister("records")
+    checked = None
+    # lines DuckDB read itself: no records through Python, no reader defects, no header
+    read = Records(pa.table({"line": pa.array([], pa.int64()), "raw": pa.array([], pa.binary())}))
+    if path.name.lower().endswith(JSON_LINES):
+        checked = _validated_json_lines(con, source, path, date_range)
+    if checked is None:
+        try:
+            read = read_records(path, con, source)
+        except UnreadableFile as exc:  # named by its landing path (a reader may name the absolute)
+            reason = str(exc).replace(str(path), relpath)
+            return _unreadable(source, path, digest, relpath, ingested_at, reason)
+        con.register("records", read.records)
+        try:
+            checked = _validated(con, source, date_range)
+        finally:
+            con.unregister("records")
     lines = checked.column("line")
     if len(lines) > 1 and not pc.all(pc.greater(lines[1:], lines[:-1])).as_py():
         checked = checked.sort_by("line")  # not expected: keeps every output in line order
@@ -958,6 +1014,8 @@ def _commit(lakehouse: LakehouseResource, source: Source, pending: _Pending) -> 
         QUARANTINE_TABLE: ([t.cast(QUARANTINE_SCHEMA) for t in pending.quarantined], ()),
         LANDING_FILES_TABLE: (log, ()),
     }
+    # a batch of one day (a day's files as they land) is written without the partitioned writer
+    one_day = len(pending.days) == 1
     digests = [f["file_sha256"] for f in pending.files]
     key = ledger_key(source)
     con = connect()
@@ -974,6 +1032,7 @@ def _commit(lakehouse: LakehouseResource, source: Source, pending: _Pending) -> 
                 "select * from batch",
                 partition_by=partition_by,
                 properties={key: ",".join(digests[i] for i in todo)},
+                one_partition=bool(partition_by) and one_day,
             )
             con.unregister("batch")
     finally:
@@ -1076,6 +1135,7 @@ def _ingest_source(
         record = result.record
         _, record["file_size"], record["file_mtime_ns"] = stats[record["file_sha256"]]
         summary.touched_dates |= result.days
+        pending.days |= result.days
         summary.touched_months |= result.months
         pending.accepted.append(result.accepted)
         pending.quarantined.append(result.quarantined)
