@@ -11,7 +11,8 @@ needs (``SPARK_JARS``) are fetched once with Maven into ``C360_CACHE_DIR/spark/j
 The work, timed from the first read to the committed write: the day's raw partition of
 ``raw.usage_events`` deduplicated by c360's rule (see ``sql/usage/stg_usage_events.sql``: an id
 delivered more than once keeps its first delivery by (_ingested_at, _source_file,
-_source_line); the ids delivered once, nearly all of them, pass straight through), joined to
+_source_line); the ids delivered once, nearly all of them, pass straight through; the ids
+delivered more than once are found by a count per hash of the id), joined to
 ``core.int_tenants_resolved`` and aggregated to ``fct_usage_daily``'s grain, then written to the
 Iceberg table ``marts.bench_spark_fct_usage_daily`` as an overwrite of that day. The session's
 start-up (JVM, jars, catalog) is reported apart as ``session_seconds``.
@@ -122,12 +123,16 @@ def fct_usage_daily(spark, catalog_name: str, day: dt.date):
             "_source_file",
             "_source_line",
         )
+        .withColumn("id_hash", F.xxhash64("event_id"))
     )
-    # only the ids delivered more than once are reduced to their first delivery
-    repeated = events.groupBy(*keys).count().where(F.col("count") > 1).select(*keys)
-    once = events.join(F.broadcast(repeated), keys, "left_anti")
+    # only the ids delivered more than once are reduced to their first delivery; they are found
+    # by a count per 64-bit hash of the id (a shuffle of longs, not of strings): a collision
+    # only sends a few ids delivered once through the reduction, which groups by the id itself
+    hashed = ["event_date", "id_hash"]
+    repeated = events.groupBy(*hashed).count().where(F.col("count") > 1).select(*hashed)
+    once = events.join(F.broadcast(repeated), hashed, "left_anti")
     first = (
-        events.join(F.broadcast(repeated), keys, "left_semi")
+        events.join(F.broadcast(repeated), hashed, "left_semi")
         .groupBy(*keys)
         .agg(
             F.min_by(
