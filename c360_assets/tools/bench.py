@@ -16,7 +16,8 @@ One run:
    Everything goes through the normal Dagster jobs/assets, on the stack's PostgreSQL catalog.
    Then ``backfill_10_days``: ``daily_job`` over 10 days in the runs the daily models'
    ``BackfillPolicy`` splits a backfill into, one run at a time and two at once (same rows).
-4. **Peers** doing the same work another way (``full_refresh``, ``trino_transform``, ``polars``),
+4. **Peers** doing the same work another way (``full_refresh``, ``trino_transform``, ``polars``,
+   ``spark``: ``bench_spark``),
    each compared with c360's ``fct_usage_daily`` rows (keys + events + units).
 
 With ``--cluster`` the stages that touch the warehouse are then run again on the cluster
@@ -47,6 +48,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from c360_assets.tools.bench_spark import spark_peer, task_spark
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 START = dt.date(2026, 10, 1)
@@ -703,6 +706,7 @@ TASKS = {
     "customer_month": task_customer_month,
     "snapshot": task_snapshot,
     "polars": task_polars,
+    "spark": task_spark,
     "trino_transform": task_trino_transform,
     "bi_queries": task_bi_queries,
 }
@@ -1095,6 +1099,7 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
             )
         except RuntimeError as error:  # e.g. killed for memory: reported, the bench goes on
             peers.append(_failed_peer("polars", error))
+        peers.append(spark_peer(step, lake, day, c360_day))
         trino_out = lake.root / "out" / "trino_day.parquet"
         try:
             r = step(
@@ -1192,16 +1197,6 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
             "note": "refresh_job + daily_job over every day + monthly_job over every "
             "month; excludes the late batch's ingestion, which late_rebuild "
             "includes",
-        }
-    )
-    peers.append(
-        {
-            "name": "spark",
-            "seconds": None,
-            "peak_rss_mb": None,
-            "same_output": None,
-            "skipped": "not installed on this machine (no JVM Spark distribution); not "
-            "trivial to add, so left out",
         }
     )
 
