@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from c360_assets.tools.bench_spark import spark_peer, task_spark
+from c360_assets.tools.bench_spark import SPARK_CONF, task_spark
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 START = dt.date(2026, 10, 1)
@@ -1099,7 +1099,7 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
             )
         except RuntimeError as error:  # e.g. killed for memory: reported, the bench goes on
             peers.append(_failed_peer("polars", error))
-        peers.append(spark_peer(step, lake, day, c360_day))
+        peers.append(_spark_peer(step, lake, day, c360_day))
         trino_out = lake.root / "out" / "trino_day.parquet"
         try:
             r = step(
@@ -1350,6 +1350,31 @@ def _cluster_pass(profile, seed, manifest, batches, cfg, local: dict, echo) -> d
         "same_output": same,
         "compared": detail,
         "setup": setup,
+    }
+
+
+def _spark_peer(step, lake, day: str, c360_day: Path) -> dict:
+    """Run the peer in a fresh child (``step``) and compare its day with c360's."""
+    out = lake.root / "out" / "spark_day.parquet"
+    try:
+        args = {"day": day, "path": str(out), "columns": list(COMPARE_COLUMNS)}
+        r = step("peer spark", "spark", lake, args)
+    except RuntimeError as error:
+        return _failed_peer("spark", error)
+    same, detail = same_rows(c360_day, out)
+    return {
+        "name": "spark",
+        "seconds": round(r["seconds"], 2),
+        "session_seconds": round(r["session_seconds"], 2),
+        "peak_rss_mb": r["tree_peak_rss_mb"],
+        "driver_python_peak_rss_mb": r["peak_rss_mb"],
+        "process_peaks_mb": r["process_peaks_mb"],
+        "same_output": same,
+        "compared": detail,
+        "process_seconds": r["process_seconds"],
+        "compares_with": "build_day",
+        "spark_conf": {k: SPARK_CONF[k] for k in ("spark.master", "spark.driver.memory")},
+        "versions": r["versions"],
     }
 
 

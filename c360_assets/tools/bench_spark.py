@@ -179,11 +179,10 @@ def _tree_peak_rss_mb() -> dict[str, float]:
 
 
 def task_spark(args: dict) -> dict:
-    """Child task: the day build in Spark, written to ``TABLE``; its compared columns to
+    """Child task: the day build in Spark, written to ``TABLE``; its ``args["columns"]`` to
     ``args["path"]``."""
     import pyarrow.parquet as pq
 
-    from c360_assets.tools.bench import COMPARE_COLUMNS
     from resources.lakehouse import LakehouseResource
 
     day = dt.date.fromisoformat(args["day"])
@@ -213,7 +212,7 @@ def task_spark(args: dict) -> dict:
         written = (
             spark.table(f"{name}.{TABLE}")
             .where(F.col("usage_date") == F.lit(day))
-            .select(*COMPARE_COLUMNS)
+            .select(*args["columns"])
             .toArrow()
         )
         pq.write_table(written, args["path"])
@@ -228,30 +227,4 @@ def task_spark(args: dict) -> dict:
         "tree_peak_rss_mb": round(sum(peaks.values()), 1),
         "process_peaks_mb": peaks,
         "versions": versions,
-    }
-
-
-def spark_peer(step, lake, day: str, c360_day: Path) -> dict:
-    """Run the peer in a fresh child (``step``) and compare its day with c360's."""
-    from c360_assets.tools.bench import _failed_peer, same_rows
-
-    out = lake.root / "out" / "spark_day.parquet"
-    try:
-        r = step("peer spark", "spark", lake, {"day": day, "path": str(out)})
-    except RuntimeError as error:
-        return _failed_peer("spark", error)
-    same, detail = same_rows(c360_day, out)
-    return {
-        "name": "spark",
-        "seconds": round(r["seconds"], 2),
-        "session_seconds": round(r["session_seconds"], 2),
-        "peak_rss_mb": r["tree_peak_rss_mb"],
-        "driver_python_peak_rss_mb": r["peak_rss_mb"],
-        "process_peaks_mb": r["process_peaks_mb"],
-        "same_output": same,
-        "compared": detail,
-        "process_seconds": r["process_seconds"],
-        "compares_with": "build_day",
-        "spark_conf": {k: SPARK_CONF[k] for k in ("spark.master", "spark.driver.memory")},
-        "versions": r["versions"],
     }
