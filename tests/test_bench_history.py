@@ -5,6 +5,7 @@ and files; the checkpoint's late file rebuilds exactly its day and month. Expect
 worked out in the comments from the plan, not read from a run."""
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,19 @@ PLAN = HistoryPlan(
 def test_tiny_history_same_marts_fewer_snapshots(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("C360_FIRST_DAY", PLAN.start.isoformat())
 
+    so_far: list[dict] = []  # what a run stopped after the checkpoint would have kept
     result = simulate(
-        PLAN, tmp_path / "history", echo=lambda _: None, in_memory=True, parallel=False
+        PLAN,
+        tmp_path / "history",
+        echo=lambda _: None,
+        in_memory=True,
+        parallel=False,
+        progress=lambda partial: so_far.append(json.loads(json.dumps(partial, default=str))),
     )
+    (partial,) = so_far
+    assert partial["complete"] is False and "marts" not in partial
+    assert [p["day"] for p in partial["checkpoints"]] == [4]
+    assert result["complete"] is True
 
     # maintenance changed no row: every mart, every column, equal as multisets
     assert result["marts_equal"] is True

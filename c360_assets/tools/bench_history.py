@@ -477,12 +477,14 @@ def simulate(
     echo: Callable[[str], None] = print,
     in_memory: bool = False,
     parallel: bool = True,
+    progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """Generate the files, run both lakehouses through ``plan.days`` days, measure the
     checkpoints, compare the marts. ``parallel``: each lakehouse in its own process (its days
     run at the same time as the other's); otherwise both in this process, one after the other,
     which needs ``C360_FIRST_DAY`` set to ``plan.start`` by the caller. ``in_memory``: the Dagster
-    instances keep their storage in memory (tests)."""
+    instances keep their storage in memory (tests). ``progress`` gets the result so far after
+    each checkpoint (``complete`` false, no marts yet), so a run stopped early keeps them."""
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -512,6 +514,14 @@ def simulate(
                     point[name] = each.receive()
                     echo(_checkpoint_line(day_no, name, point[name]))
                 checkpoints.append(point)
+                if progress is not None:
+                    progress(
+                        {
+                            **_so_far(plan, parallel, generated, checkpoints, daily),
+                            "complete": False,
+                            "total_seconds": round(time.perf_counter() - t_start, 1),
+                        }
+                    )
             elif day_no % 10 == 0:
                 seconds = " / ".join(f"{entry[n]['seconds']:.1f}" for n in VARIANTS)
                 echo(
@@ -529,16 +539,25 @@ def simulate(
                 each.sim.close()
     same = all(m["only_plain"] == 0 == m["only_maintained"] for m in marts.values())
     return {
+        **_so_far(plan, parallel, generated, checkpoints, daily),
+        "complete": True,
+        "marts": marts,
+        "marts_equal": same and marts[USAGE_MART]["rows"] > 0,
+        "total_seconds": round(time.perf_counter() - t_start, 1),
+    }
+
+
+def _so_far(
+    plan: HistoryPlan, parallel: bool, generated: dict, checkpoints: list[dict], daily: list[dict]
+) -> dict:
+    return {
         "stage": "history",
         "plan": {**asdict(plan), "start": plan.start.isoformat()},
         "parallel": parallel,
         "generated": generated,
         "checkpoints": checkpoints,
         "daily": daily,
-        "marts": marts,
-        "marts_equal": same and marts[USAGE_MART]["rows"] > 0,
         "ratios": _ratios(checkpoints),
-        "total_seconds": round(time.perf_counter() - t_start, 1),
     }
 
 
@@ -643,12 +662,16 @@ def work_dir(plan: HistoryPlan) -> Path:
 def run_from_args(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     work = work_dir(plan)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(result: dict) -> None:  # after each checkpoint, then complete
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
     try:
-        result = simulate(plan, work)
+        result = simulate(plan, work, progress=write)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # a year of metadata, maybe in memory
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write(result)
     print(format_table(result))
     print(f"results: {args.out}")
     return 0 if result["marts_equal"] else 1
