@@ -25,7 +25,6 @@ from pyiceberg.expressions import (
     GreaterThanOrEqual,
     LessThan,
 )
-from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
@@ -61,12 +60,25 @@ class Read:
     at_tag: str | None = None
     missing_as: pa.Schema | None = None
 
+    def bounds(self, window: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
+        """The dates read for ``window`` (end exclusive): widened by lookback and lookahead."""
+        return (
+            window[0] - dt.timedelta(days=self.lookback_days),
+            window[1] + dt.timedelta(days=self.lookahead_days),
+        )
+
     def row_filter(self, window: tuple[dt.date, dt.date] | None) -> BooleanExpression:
         if window is None or self.window_column is None:
             return AlwaysTrue()
-        start = window[0] - dt.timedelta(days=self.lookback_days)
-        end = window[1] + dt.timedelta(days=self.lookahead_days)
-        return between(self.window_column, start, end)
+        return between(self.window_column, *self.bounds(window))
+
+    def sql_filter(self, window: tuple[dt.date, dt.date] | None) -> str:
+        """``row_filter`` as a DuckDB predicate ("true": every row)."""
+        if window is None or self.window_column is None:
+            return "true"
+        start, end = self.bounds(window)
+        column = f'"{self.window_column}"'
+        return f"{column} >= date '{start.isoformat()}' and {column} < date '{end.isoformat()}'"
 
 
 @dataclass(frozen=True)
@@ -299,21 +311,21 @@ def _parquet_scan(
     tasks = list(table.scan(row_filter=read.row_filter(window)).plan_files())
     if not tasks or any(task.delete_files for task in tasks):
         return None
-    arrow = schema_to_pyarrow(table.schema(), include_field_ids=False)
+    files = lakehouse.data_files(table, [task.file.file_path for task in tasks])
+    return parquet_scan(files, read, window)
+
+
+def parquet_scan(
+    files: DataFiles, read: Read, window: tuple[dt.date, dt.date] | None
+) -> ParquetScan:
+    """``read``'s columns of ``files`` (a table's data files), restricted to the window."""
     con = connect()
     try:
-        kinds = duckdb_types(con, arrow)
+        kinds = duckdb_types(con, files.schema)
     finally:
         con.close()
-    wanted = arrow.names if read.columns == ("*",) else list(read.columns)
-    start = window[0] - dt.timedelta(days=read.lookback_days)
-    end = window[1] + dt.timedelta(days=read.lookahead_days)
-    column = f'"{read.window_column}"'
-    return ParquetScan(
-        files=lakehouse.data_files(table, [task.file.file_path for task in tasks]),
-        columns=tuple((name, kinds[name]) for name in wanted),
-        where=f"{column} >= date '{start.isoformat()}' and {column} < date '{end.isoformat()}'",
-    )
+    wanted = files.schema.names if read.columns == ("*",) else list(read.columns)
+    return ParquetScan(files, tuple((n, kinds[n]) for n in wanted), read.sql_filter(window))
 
 
 def _scan(

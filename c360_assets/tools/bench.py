@@ -930,10 +930,10 @@ def _lake_stages(
     floors: bool = False,
 ) -> tuple[dict[str, dict], dict]:
     """The stages on one deployment, in order: the history (``c360 run``, untimed),
-    ``ingest_day``, ``build_day`` (then ``after_build_day()``), ``customer_month``,
-    ``late_rebuild`` (on this history) and ``trino_bi_queries``; with ``floors``, each of the
-    first four followed by its floor (``bench_floor``). Returns the stages by name and the
-    untimed set-up runs."""
+    ``ingest_day``, ``build_day`` (then ``after_build_day(c360's rows of the day)``),
+    ``customer_month``, ``late_rebuild`` (on this history) and ``trino_bi_queries``; with
+    ``floors``, each of the first four followed by its floor (``bench_floor``). Returns the
+    stages by name and the untimed set-up runs."""
     peak = manifest["batches"]["peak"]
     day = peak["day"]
     month = day[:8] + "01"
@@ -984,14 +984,16 @@ def _lake_stages(
         process_seconds=r["process_seconds"],
     )
     with_floor("build_day", {"models": [["fct_usage_daily", day]]})
-    if floors:  # the floor ran c360's own SQL: it must give c360's rows
-        c360_day = lake.root / "out" / "c360_day_for_floor.parquet"
+    # c360's rows of the day, once: the floor and the peers are compared with them
+    c360_day = lake.root / "out" / "c360_day.parquet"
+    if floors or after_build_day is not None:
         step("snapshot of the day", "snapshot", lake, {"days": [day], "path": str(c360_day)})
+    if floors:  # the floor ran c360's own SQL: it must give c360's rows
         floor_day = lake.root / "out" / "floor-build_day" / f"marts.fct_usage_daily-{day}.parquet"
         same, detail = same_rows(c360_day, floor_day)
         stages["build_day"]["floor"].update(same_output=same, compared=detail)
     if after_build_day is not None:
-        after_build_day()
+        after_build_day(c360_day)
 
     # catch up: the rest of c360 run for the peak day (risk models, months), untimed
     setup["catch_up_run"] = step("catch-up: c360 run", "pipeline", lake)
@@ -1078,10 +1080,8 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
     step = _stepper(echo)
     peers: list[dict] = []
 
-    def build_day_peers() -> None:
+    def build_day_peers(c360_day: Path) -> None:
         """The peers of build_day, on the same raw partition, compared with c360's day."""
-        c360_day = lake.root / "out" / "c360_day.parquet"
-        step("snapshot of the day", "snapshot", lake, {"days": [day], "path": str(c360_day)})
         polars_out = lake.root / "out" / "polars_day.parquet"
         try:
             r = step("peer polars", "polars", lake, {"day": day, "path": str(polars_out)})

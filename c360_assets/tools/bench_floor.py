@@ -25,7 +25,7 @@ import duckdb
 from c360_assets.lib.ingest import raw_schema
 from c360_assets.lib.models import Model
 from c360_assets.lib.partitions import advance
-from c360_assets.lib.sqlmodel import ParquetScan, Read, connect, sql_text
+from c360_assets.lib.sqlmodel import ParquetScan, Read, connect, parquet_scan, sql_text
 from resources.lakehouse import LakehouseResource, duckdb_types
 
 USAGE_SOURCE = "usage_events"
@@ -74,19 +74,7 @@ def _input_scan(
     files = lakehouse.data_files(table, [task.file.file_path for task in tasks])
     if files.filesystem is not None:
         raise ValueError("floors are measured on a local warehouse")
-    con = connect()
-    try:
-        kinds = duckdb_types(con, files.schema)
-    finally:
-        con.close()
-    wanted = files.schema.names if read.columns == ("*",) else list(read.columns)
-    where = "true"
-    if window is not None and read.window_column is not None:
-        start = window[0] - dt.timedelta(days=read.lookback_days)
-        end = window[1] + dt.timedelta(days=read.lookahead_days)
-        column = f'"{read.window_column}"'
-        where = f"{column} >= date '{start}' and {column} < date '{end}'"
-    return ParquetScan(files, tuple((n, kinds[n]) for n in wanted), where)
+    return parquet_scan(files, read, window)
 
 
 def _create_input(con: duckdb.DuckDBPyConnection, name: str, scan: ParquetScan) -> None:

@@ -78,8 +78,7 @@ def _input(rows: Sequence[Row], read: Read, window: Window | None) -> pa.Table:
     table = pa.Table.from_pylist(list(rows), schema=schema)
     if window is None or read.window_column is None:
         return table
-    start = window[0] - dt.timedelta(days=read.lookback_days)
-    end = window[1] + dt.timedelta(days=read.lookahead_days)
+    start, end = read.bounds(window)
     column = pc.field(read.window_column)
     return table.filter((column >= start) & (column < end))
 
