@@ -150,3 +150,79 @@ def test_late_usage_rewrites_only_its_series_and_matches_a_full_rebuild(lake):
         0,
     )
     assert _rows(lake) == incremental
+
+
+def test_late_days_apart_are_built_then_judged_in_one_anomaly_patch(lake):
+    """Late usage on two days four days apart (10-13 and 10-17): ``c360 run`` builds each day's
+    fact in its own run, then usage_anomalies once over 10-13..10-17 (a run for 10-13 alone
+    rewrites the days after it anyway), and a full rebuild gives the same rows."""
+    lake.drop(
+        "billing/customers",
+        "customers.jsonl",
+        [billing_customer(billing_customer_id=f"cus_{t}", tenant_id=f"t{t}") for t in ("a", "b")],
+    )
+    lake.drop(
+        "billing/subscriptions",
+        "subscriptions.jsonl",
+        [
+            subscription(
+                subscription_id=f"sub_{t}",
+                billing_customer_id=f"cus_{t}",
+                started_at="2026-08-01T00:00:00Z",
+                updated_at="2026-08-01T00:00:00Z",
+            )
+            for t in ("a", "b")
+        ],
+    )
+    # tenants ta and tb: 100 units a day 10-01 .. 10-20, 400 on 10-17 (i = 16)
+    lake.drop(
+        "usage_events",
+        "usage.jsonl",
+        [
+            row
+            for t in ("a", "b")
+            for row in daily_usage(t, f"t{t}", START, [400 if i == 16 else 100 for i in range(20)])
+        ],
+    )
+    lake.run()
+    a_17 = ("2026-10-17", key("billing:cus_a"), "ta", "fraud_score")
+    b_17 = ("2026-10-17", key("billing:cus_b"), "tb", "fraud_score")
+    assert flagged(lake) == {a_17: (400, 100.0, 300.0, "spike"), b_17: (400, 100.0, 300.0, "spike")}
+
+    # late: +300 for ta on 10-13 (now 400) and +300 for tb on 10-17 (now 700)
+    lake.drop(
+        "usage_events",
+        "late.jsonl",
+        daily_usage("late_a", "ta", dt.date(2026, 10, 13), [300])
+        + daily_usage("late_b", "tb", dt.date(2026, 10, 17), [300]),
+    )
+    report = lake.run()
+    assert report.rebuilt["daily"] == ["2026-10-13", "2026-10-17"]
+    assert [r for r in report.runs if r.startswith("daily_job")] == [
+        "daily_job 2026-10-13 (fct_usage_daily)",
+        "daily_job 2026-10-17 (fct_usage_daily)",
+        "daily_job 2026-10-13..2026-10-17 (usage_anomalies)",
+    ]
+    # one patch: both series, the days whose baselines hold 10-13 or 10-17 through the last
+    # built day: 10-13 .. 10-20 (8 days)
+    meta = _latest_metadata(lake, "usage_anomalies")
+    assert meta["rebuild_mode"] == "incremental"
+    assert meta["changed_series"] == 2
+    assert meta["changed_input_days"] == ["2026-10-13", "2026-10-17"]
+    assert meta["patched_days"] == 8
+    # tb on 10-17: 700 against a baseline of sixteen 100s -> score 600. ta on 10-17: its
+    # baseline 10-01 .. 10-16 holds one 400 (10-13) among fifteen 100s: median 100, MAD 0,
+    # p90 100 -> scale 1, score 300 as before. ta on 10-13 has 12 days of history: not judged.
+    assert flagged(lake) == {a_17: (400, 100.0, 300.0, "spike"), b_17: (700, 100.0, 600.0, "spike")}
+    incremental = _rows(lake)
+
+    # the split runs leave nothing due: the next run rebuilds nothing
+    again = lake.run()
+    assert again.rebuilt["daily"] == [] and again.partial["daily"] == {}
+    assert not [r for r in again.runs if r.startswith("daily_job")]
+
+    # a full rebuild of every day gives the same rows
+    _execute(
+        lake, "daily_job", START, dt.date(2026, 10, 20), ("usage_anomalies",), {FULL_TAG: "full"}
+    )
+    assert _rows(lake) == incremental
