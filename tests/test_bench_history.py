@@ -4,6 +4,7 @@ days keeping no old snapshot. Maintenance changes no row of any mart and leaves 
 and files; the checkpoint's late file rebuilds exactly its day and month. Expected values are
 worked out in the comments from the plan, not read from a run."""
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -32,18 +33,26 @@ PLAN = HistoryPlan(
 )
 
 
-def test_tiny_history_same_marts_fewer_snapshots(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("C360_FIRST_DAY", PLAN.start.isoformat())
+QUIET = {"echo": lambda _: None, "in_memory": True, "parallel": False}
 
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory) -> tuple[dict, list[dict]]:
+    """The plan run on both lakehouses, and what it reported after each checkpoint."""
     so_far: list[dict] = []  # what a run stopped after the checkpoint would have kept
-    result = simulate(
-        PLAN,
-        tmp_path / "history",
-        echo=lambda _: None,
-        in_memory=True,
-        parallel=False,
-        progress=lambda partial: so_far.append(json.loads(json.dumps(partial, default=str))),
-    )
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("C360_FIRST_DAY", PLAN.start.isoformat())
+        result = simulate(
+            PLAN,
+            tmp_path_factory.mktemp("history"),
+            progress=lambda partial: so_far.append(json.loads(json.dumps(partial, default=str))),
+            **QUIET,
+        )
+    return result, so_far
+
+
+def test_tiny_history_same_marts_fewer_snapshots(both) -> None:
+    result, so_far = both
     (partial,) = so_far
     assert partial["complete"] is False and "marts" not in partial
     assert [p["day"] for p in partial["checkpoints"]] == [4]
@@ -111,3 +120,27 @@ def test_delivery_day_from_file_names() -> None:
     )
     with pytest.raises(ValueError, match="no delivery date"):
         delivery_day(Path("usage_events/events.jsonl"))
+
+
+def test_the_maintained_lakehouse_alone(both, tmp_path, monkeypatch) -> None:
+    """``--history-variants maintained``: one lakehouse, the same files and days; its marts hold
+    the rows the two-lakehouse run's do (counted: there is no other side to compare with)."""
+    monkeypatch.setenv("C360_FIRST_DAY", PLAN.start.isoformat())
+    alone = dataclasses.replace(PLAN, variants=("maintained",))
+    result = simulate(alone, tmp_path / "alone", **QUIET)
+    assert result["marts_equal"] is None
+    assert all(set(d) == {"day", "date", "maintained"} for d in result["daily"])
+    assert [d["day"] for d in result["daily"] if "maintenance" in d["maintained"]] == [2, 4]
+    (point,) = result["checkpoints"]
+    assert "plain" not in point
+    assert point["maintained"]["late_run"]["repeats"][0]["rebuilt"] == {
+        "daily": ["2025-01-02"],
+        "monthly": ["2025-01-01"],
+    }
+    assert set(result["ratios"]) == set()  # one checkpoint: no ratio
+    # the same rows as beside the plain lakehouse: 4 days of the generated usage
+    marts = both[0]["marts"]
+    assert result["marts"] == {name: {"rows": m["rows"]} for name, m in marts.items()}
+    assert "marts equal" not in format_table(result)
+    with pytest.raises(ValueError, match="variants"):
+        dataclasses.replace(PLAN, variants=("nightly",))
