@@ -425,12 +425,21 @@ class _RssWatcher:
 
 
 # -- child tasks (run inside the fresh process) ----------------------------------------------------
-def _defs_and_instance():
+def _instance():
+    """The Dagster instance of DAGSTER_HOME with c360's settings, as every ``c360`` command has
+    it (``instance.dagster_home``)."""
     import dagster as dg
 
+    from c360_assets.tools.instance import dagster_home
+
+    dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def _defs_and_instance():
     from c360_assets.definitions import build_definitions
 
-    return build_definitions(), dg.DagsterInstance.get()
+    return build_definitions(), _instance()
 
 
 def _materialize(model_names: tuple[str, ...], partition: str) -> float:
@@ -445,7 +454,7 @@ def _materialize(model_names: tuple[str, ...], partition: str) -> float:
     models = [m for m in all_models() if m.name in model_names]
     assets = [build_model_asset(m) for m in models]
     resources = {"lakehouse": LakehouseResource.from_env()}
-    with dg.DagsterInstance.get() as instance:
+    with _instance() as instance:
         t0 = time.perf_counter()
         result = dg.materialize(
             assets,
