@@ -61,6 +61,14 @@ def test_tiny_profile_end_to_end(
         (2, {"daily": ["2026-10-01", "2026-10-02"], "monthly": ["2026-10-01"]}),
         (3, late_rebuilt),
     ]
+    # the late run's Dagster runs, each timed: its two days are one range, one run of the job
+    run_seconds = late["history_variants"][1]["run_seconds"]
+    assert list(run_seconds) == [
+        "ingest_job",
+        "daily_job 2026-10-02..2026-10-03",
+        "monthly_job 2026-10-01",
+    ]
+    assert all(seconds > 0 for seconds in run_seconds.values())
 
     # each of the first four stages has its floor, plain DuckDB doing the same work, beside it
     for name in ("ingest_day", "build_day", "customer_month", "late_rebuild"):

@@ -203,6 +203,8 @@ def test_late_days_apart_are_built_then_judged_in_one_anomaly_patch(lake):
         "daily_job 2026-10-17 (fct_usage_daily)",
         "daily_job 2026-10-13..2026-10-17 (usage_anomalies)",
     ]
+    assert list(report.seconds) == report.runs  # each run timed
+    assert all(seconds > 0 for seconds in report.seconds.values())
     # one patch: both series, the days whose baselines hold 10-13 or 10-17 through the last
     # built day: 10-13 .. 10-20 (8 days)
     meta = _latest_metadata(lake, "usage_anomalies")

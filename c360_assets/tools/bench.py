@@ -486,7 +486,12 @@ def task_pipeline(args: dict) -> dict:
         seconds = time.perf_counter() - t0
     if not report.ok:
         raise RuntimeError(f"c360 run failed: {report}")
-    return {"seconds": seconds, "runs": report.runs, "rebuilt": report.rebuilt}
+    return {
+        "seconds": seconds,
+        "runs": report.runs,
+        "run_seconds": report.seconds,
+        "rebuilt": report.rebuilt,
+    }
 
 
 def task_job(args: dict) -> dict:
@@ -921,6 +926,7 @@ def _late_variant(step, target: Lake, label: str, history: int, manifest, batche
         "peak_rss_mb": r["peak_rss_mb"],
         "rebuilt": r["rebuilt"],
         "lines": manifest["batches"][label]["lines"],
+        "run_seconds": r["run_seconds"],  # each Dagster run of the c360 run
     }
 
 

@@ -111,6 +111,7 @@ class Progress:
 @dataclass
 class RunReport:
     runs: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # run label -> wall-clock seconds
     rebuilt: dict[str, list[str]] = field(default_factory=dict)
     # partitions where only some assets were rebuilt (a backfill left them out): key -> names
     partial: dict[str, dict[str, list[str]]] = field(default_factory=dict)
@@ -139,6 +140,7 @@ def execute(
     if selection:
         label += f" ({', '.join(selection)})"
     run_id = make_new_run_id()
+    started = time.perf_counter()
     with (progress or Progress()).watch(instance, run_id, label):
         result = job.execute_in_process(
             instance=instance,
@@ -149,6 +151,8 @@ def execute(
             asset_selection=[dg.AssetKey(n) for n in selection] if selection else None,
         )
     report.runs.append(label)
+    elapsed = time.perf_counter() - started
+    report.seconds[label] = round(report.seconds.get(label, 0.0) + elapsed, 3)
     blocking = {spec.key for spec in _check_specs(defs) if spec.blocking}
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed and evaluation.asset_check_key in blocking:
