@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from c360_assets.definitions import all_models, build_definitions
-from c360_assets.lib.ingest import ANY_DATE, LANDING_FILES_TABLE, ingest_source
+from c360_assets.lib.ingest import LANDING_FILES_TABLE, ingest_source
 from c360_assets.lib.sources import Source
 from c360_assets.tools.runner import RunReport, run_pipeline
 from resources.lakehouse import LakehouseResource
@@ -141,4 +141,4 @@ def ingest_interrupted_before_the_file_log(
     with monkeypatch.context() as patched:
         patched.setattr(LakehouseResource, "write_query", interrupted)
         with pytest.raises(RuntimeError, match="interrupted"):
-            ingest_source(lake.lakehouse, source, ANY_DATE)
+            ingest_source(lake.lakehouse, source)

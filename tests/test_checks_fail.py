@@ -22,7 +22,7 @@ from pyiceberg.expressions import AlwaysTrue
 from c360_assets.definitions import all_models
 from c360_assets.defs.ingest.assets import ingestion_checks
 from c360_assets.defs.ingest.sources import USAGE
-from c360_assets.lib.ingest import ANY_DATE, ingest_source
+from c360_assets.lib.ingest import ingest_source
 from c360_assets.lib.models import build_model_asset, check_stored_partition
 from c360_assets.tools.cli import main
 from c360_assets.tools.runner import QUIET
@@ -425,7 +425,7 @@ def test_quarantine_rate_warns_above_five_percent_and_never_blocks(lake):
     def ingest(name: str, bad: int) -> tuple:
         lines = [event(event_id=f"{name}{i}") for i in range(20 - bad)] + ["{bad"] * bad
         lake.drop("usage_events", f"{name}.jsonl", lines)
-        summary = ingest_source(lake.lakehouse, USAGE, ANY_DATE)
+        summary = ingest_source(lake.lakehouse, USAGE)
         return ingestion_checks(lake.lakehouse, USAGE, summary)[:2]
 
     conserved, rate = ingest("a", bad=1)

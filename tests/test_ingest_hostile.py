@@ -32,7 +32,6 @@ CRM = SOURCES_BY_NAME["crm_accounts"]
 CUSTOMERS = SOURCES_BY_NAME["billing_customers"]
 DAY = "2026-10-01"
 AT = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
-RANGE = (dt.date(2024, 1, 1), dt.date(2030, 12, 31))
 
 
 # -- landing bytes -------------------------------------------------------------------------------
@@ -269,7 +268,7 @@ def test_each_unreadable_file_beside_a_good_one(lake, kind):
     drop(lake, source.folder, good[0], good[1])
     drop(lake, source.folder, name, data)
 
-    summary = ingest.ingest_source(lake.lakehouse, source, RANGE, AT)
+    summary = ingest.ingest_source(lake.lakehouse, source, AT)
 
     assert (summary.files, summary.rows_in, summary.rows_accepted) == (2, 1, 1)
     assert list(summary.quarantined_files) == [f"{source.folder}/{name}"]
@@ -285,7 +284,7 @@ def test_each_unreadable_file_beside_a_good_one(lake, kind):
     assert quarantined[0]["file_sha256"] == hashlib.sha256(data).hexdigest()
 
     before = snapshots(lake)
-    again = ingest.ingest_source(lake.lakehouse, source, RANGE, AT)
+    again = ingest.ingest_source(lake.lakehouse, source, AT)
     assert (again.files, again.skipped_files) == (0, 2)
     assert snapshots(lake) == before
 
@@ -315,7 +314,7 @@ def test_a_bad_record_is_quarantined_alone_with_its_evidence(lake, monkeypatch):
     data += b"\n".join([*(line.encode() for line in lines[6:]), not_utf8]) + b"\n"  # line 10
     drop(lake, "usage_events", "mixed.jsonl", data)
 
-    summary = ingest.ingest_source(lake.lakehouse, USAGE, RANGE, AT)
+    summary = ingest.ingest_source(lake.lakehouse, USAGE, AT)
 
     assert (summary.rows_in, summary.rows_accepted, summary.rows_quarantined) == (9, 3, 6)
     landed = {r["event_id"]: r["_source_line"] for r in lake.rows(USAGE.table)}
@@ -363,7 +362,7 @@ def test_a_bad_csv_row_is_quarantined_alone_on_its_line(lake):
     # a rendered row's evidence is its declared columns as a JSON object
     cus_4 = billing_customer(billing_customer_id="cus_4", tenant_id="t4", crm_account_id="acc\n4")
 
-    summary = ingest.ingest_source(lake.lakehouse, CUSTOMERS, RANGE, AT)
+    summary = ingest.ingest_source(lake.lakehouse, CUSTOMERS, AT)
 
     assert (summary.rows_in, summary.rows_accepted, summary.rows_quarantined) == (7, 3, 4)
     landed = {
@@ -432,7 +431,7 @@ def _verdicts(source, lines: list[bytes], canonical_path: bool) -> list[dict]:
         pa.table({"line": range(1, len(lines) + 1), "raw": pa.array(lines, pa.binary())}),
     )
     sql = validation_sql(source, canonical_path=canonical_path) + " order by line"
-    rows = con.sql(sql, params={"min_date": RANGE[0], "max_date": RANGE[1]}).to_arrow_table()
+    rows = con.sql(sql).to_arrow_table()
     rows = rows.to_pylist()
     return [(r["reason"], r["rec"] and r["rec"]["quantity"]) for r in rows]
 
@@ -467,7 +466,7 @@ def test_every_format_gives_a_quantity_the_same_verdict(tmp_path, kind):
     path = tmp_path / f"events.{kind}"
     path.write_bytes(_usage_file(kind, quantities))
     accepted, quarantined, record = ingest._validate_file(
-        connect(), USAGE, path, "sha", path.name, AT, RANGE
+        connect(), USAGE, path, "sha", path.name, AT
     )
     assert accepted.column("quantity").to_pylist() == [7, MAX_QUANTITY]
     assert quarantined.column("reason").to_pylist() == ["quantity above 1000000000000"] * 4
@@ -581,9 +580,9 @@ def test_an_undeclared_column_lands_nowhere_and_is_reported(lake):
 
 def _validate_both_ways(path, monkeypatch) -> tuple[tuple, tuple]:
     """``_validate_file`` of one file with DuckDB reading its lines, and with the exact reader."""
-    by_duckdb = ingest._validate_file(connect(), USAGE, path, "sha", path.name, AT, RANGE)
+    by_duckdb = ingest._validate_file(connect(), USAGE, path, "sha", path.name, AT)
     monkeypatch.setattr(ingest, "_validated_json_lines", lambda *args: None)
-    exact = ingest._validate_file(connect(), USAGE, path, "sha", path.name, AT, RANGE)
+    exact = ingest._validate_file(connect(), USAGE, path, "sha", path.name, AT)
     monkeypatch.undo()
     return by_duckdb, exact
 
@@ -606,7 +605,7 @@ def test_duckdb_reads_json_lines_as_the_exact_reader_does(tmp_path, monkeypatch)
     )
     path = tmp_path / "events.jsonl.gz"
     path.write_bytes(gzip.compress(body) + gzip.compress(jsonl(usage("e5", 4), "\t")))
-    assert ingest._validated_json_lines(connect(), USAGE, path, RANGE) is not None
+    assert ingest._validated_json_lines(connect(), USAGE, path) is not None
     by_duckdb, exact = _validate_both_ways(path, monkeypatch)
     assert by_duckdb[0] == exact[0] and by_duckdb[1] == exact[1]
     assert by_duckdb[2] == exact[2]
@@ -630,7 +629,7 @@ def test_a_line_duckdb_cannot_split_sends_the_file_to_the_exact_reader(
 ):
     path = tmp_path / "events.jsonl"
     path.write_bytes(jsonl(usage("e1", 2)) + odd_line + b"\n" + jsonl(usage("e2", 3)))
-    assert ingest._validated_json_lines(connect(), USAGE, path, RANGE) is None
+    assert ingest._validated_json_lines(connect(), USAGE, path) is None
     by_duckdb, exact = _validate_both_ways(path, monkeypatch)
     assert by_duckdb[0] == exact[0] and by_duckdb[1] == exact[1]
     assert by_duckdb[0].column("_source_line").to_pylist() == [1, 3]

@@ -6,7 +6,7 @@ the file-log write raise once; every table is the real one."""
 
 from c360_assets.defs.ingest.assets import ingestion_checks
 from c360_assets.defs.ingest.sources import USAGE
-from c360_assets.lib.ingest import ANY_DATE, LANDING_FILES_TABLE, ingest_source
+from c360_assets.lib.ingest import LANDING_FILES_TABLE, ingest_source
 from tests.lake import ingest_interrupted_before_the_file_log
 from tests.records import event
 
@@ -28,13 +28,13 @@ def test_a_retry_after_a_failure_before_the_file_log_doubles_nothing(lake, monke
     ingest_interrupted_before_the_file_log(lake, USAGE, monkeypatch)
     assert counts(lake) == (2, 1, 0)  # the rows are in, the file is not logged as ingested
 
-    summary = ingest_source(lake.lakehouse, USAGE, ANY_DATE)
+    summary = ingest_source(lake.lakehouse, USAGE)
     assert (summary.files, summary.rows_in, summary.rows_accepted) == (1, 3, 2)
     assert counts(lake) == (2, 1, 1)  # appends skipped (the ledgers list a.jsonl), file logged
     conserved, *_ = ingestion_checks(lake.lakehouse, USAGE, summary)
     assert conserved.passed
     # and the next ingestion finds nothing new
-    again = ingest_source(lake.lakehouse, USAGE, ANY_DATE)
+    again = ingest_source(lake.lakehouse, USAGE)
     assert (again.files, again.skipped_files) == (0, 1)
     assert counts(lake) == (2, 1, 1)
 
@@ -44,7 +44,7 @@ def test_a_retry_that_also_finds_a_new_file_doubles_nothing(lake, monkeypatch):
     ingest_interrupted_before_the_file_log(lake, USAGE, monkeypatch)
     lake.drop("usage_events", "b.jsonl", [event(event_id="e3")])
 
-    summary = ingest_source(lake.lakehouse, USAGE, ANY_DATE)
+    summary = ingest_source(lake.lakehouse, USAGE)
     # a.jsonl's 2 + 1 rows once, b.jsonl's 1 row; both files logged
     assert counts(lake) == (3, 1, 2)
     conserved, *_ = ingestion_checks(lake.lakehouse, USAGE, summary)

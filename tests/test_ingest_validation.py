@@ -31,8 +31,8 @@ LINES = [
     ),
     (
         b'{"event_id":"e4","tenant_id":"t1","product":"p","quantity":1,'
-        b'"occurred_at":"2019-01-01T00:00:00Z"}',
-        "event date outside the partition range",
+        b'"occurred_at":"0000-01-01T00:00:00Z"}',
+        "event date outside 0001-01-01..9999-12-31",
     ),
     (
         b'{"event_id":"","tenant_id":"t1","product":"p","quantity":0,'
@@ -112,9 +112,8 @@ def _validate(canonical_path: bool) -> list[dict]:
         }
     )
     con.register("records", records)
-    params = {"min_date": dt.date(2024, 1, 1), "max_date": dt.date(2030, 12, 31)}
     sql = validation_sql(USAGE, canonical_path=canonical_path)
-    return con.sql(sql + " order by line", params=params).to_arrow_table().to_pylist()
+    return con.sql(sql + " order by line").to_arrow_table().to_pylist()
 
 
 def test_canonical_shape_matches_only_canonical_lines():
@@ -225,8 +224,8 @@ _VARIANTS = {
         '"2026-02-30T00:00:00Z"',
         '"2026-10-01T24:00:00Z"',
         '"2019-01-01T00:00:00Z"',
-        '"2031-01-01T00:00:00-01:00"',
-        '"2030-12-31T23:30:00-01:00"',
+        '"0000-01-01T00:00:00-01:00"',
+        '"9999-12-31T23:30:00-01:00"',
         '"2024-01-01T00:30:00+01:00"',
         '"yesterday"',
         "1759276800",
@@ -298,9 +297,8 @@ def _validate_lines(lines: list[bytes], canonical_path: bool) -> list[dict]:
         }
     )
     con.register("records", records)
-    params = {"min_date": dt.date(2024, 1, 1), "max_date": dt.date(2030, 12, 31)}
     sql = validation_sql(USAGE, canonical_path=canonical_path)
-    return con.sql(sql + " order by line", params=params).to_arrow_table().to_pylist()
+    return con.sql(sql + " order by line").to_arrow_table().to_pylist()
 
 
 def test_generated_corpus_agrees_on_every_line():
@@ -320,7 +318,7 @@ def test_generated_corpus_agrees_on_every_line():
     assert any("below 0" in (r or "") for r in reasons)
     assert any("wrong type for occurred_at" in (r or "") for r in reasons)
     assert any("missing occurred_at" in (r or "") for r in reasons)
-    assert any("outside the partition range" in (r or "") for r in reasons)
+    assert any("event date outside" in (r or "") for r in reasons)
 
 
 def test_validate_file_selects_rows_by_line(tmp_path):
@@ -342,7 +340,6 @@ def test_validate_file_selects_rows_by_line(tmp_path):
         "sha",
         "usage/events.jsonl.gz",
         at,
-        (dt.date(2024, 1, 1), dt.date(2030, 12, 31)),
     )
     # the general path over the lines as read (a reader ends a line at \r\n or \r too)
     read = read_records(path, connect(), USAGE).records

@@ -23,8 +23,7 @@ from c360_assets.lib.ingest import _validate_file
 from c360_assets.lib.sqlmodel import connect
 from tests.test_ingest_validation import _validate_lines
 
-# the partition range both paths judge event dates by (as test_ingest_validation's SQL path)
-PARTITION_RANGE = (dt.date(2024, 1, 1), dt.date(2030, 12, 31))
+OUTSIDE_DATES = "event date outside 0001-01-01..9999-12-31"
 
 
 @dataclass(frozen=True)
@@ -103,15 +102,18 @@ VERDICTS = [
     ("occurred_at", '"2026-02-30T00:00:00Z"', Quarantined("wrong type for occurred_at")),
     ("occurred_at", '"2026-10-01T23:30:60Z"', Quarantined("wrong type for occurred_at")),
     ("occurred_at", "null", Quarantined("missing occurred_at")),
+    # any day is accepted, with or without a partition (a row waits in raw for its partition)
+    ("occurred_at", '"1999-12-31T23:59:59Z"', Lands(utc(1999, 12, 31, 23, 59, 59))),
+    # ... but a day outside Python's dates: year 0, or 9999-12-31 23:30 at -01:00 (10000-01-01)
     (
         "occurred_at",
-        '"2023-12-31T23:59:59Z"',
-        Quarantined("event date outside the partition range"),
+        '"0000-06-01T00:00:00Z"',
+        Quarantined("event date outside 0001-01-01..9999-12-31"),
     ),
     (
         "occurred_at",
-        '"2024-01-01T00:30:00+01:00"',
-        Quarantined("event date outside the partition range"),
+        '"9999-12-31T23:30:00-01:00"',
+        Quarantined("event date outside 0001-01-01..9999-12-31"),
     ),
     ("tenant_id", "null", Quarantined("missing tenant_id")),
 ]
@@ -162,7 +164,7 @@ def _sql(lines: list[str], canonical_path: bool) -> list[dict]:
 def _file(path: Path) -> list[dict]:
     """Every record of a landing file through ingestion's file path, in line order."""
     accepted, quarantined, _ = _validate_file(
-        connect(), USAGE, path, "sha", path.name, utc(2026, 11, 1), PARTITION_RANGE
+        connect(), USAGE, path, "sha", path.name, utc(2026, 11, 1)
     )
     rows = {r["_source_line"]: {"reason": None, **r} for r in accepted.to_pylist()}
     rows |= {r["source_line"]: {"reason": r["reason"]} for r in quarantined.to_pylist()}

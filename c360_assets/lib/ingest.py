@@ -55,6 +55,10 @@ TIMESTAMP_RE = (
 # A quarantined record's text is kept up to this many characters, with its length in bytes and
 # its SHA-256 (a 70 MB line keeps its evidence without being stored whole).
 RAW_TEXT_CAP = 65_536
+# The event dates a row may carry: Python's dates (a raw row is read back into Python), whatever
+# the partitions are (a row whose day has no partition yet waits in raw, DECISIONLOG §17). A
+# timestamp of year 0000, or of 9999-12-31 with a negative offset, falls outside: quarantined.
+ANY_DATE = (dt.date.min, dt.date.max)
 # Characters an identifier never holds: C0 and C1 controls (NUL, ...), DEL, and the Unicode
 # bidirectional marks, embeddings, overrides and isolates (text that displays reordered).
 CONTROL_RE = r"[\x00-\x1f\x7f-\x9f]"
@@ -581,9 +585,11 @@ def _reasons(source: Source) -> list[str]:
             reasons += _range_reasons(col)
     reasons += _identifier_reasons(source)
     if source.event_time:
+        first, last = (d.isoformat() for d in ANY_DATE)
         reasons.append(
             f'case when "t_{source.event_time}"::date '
-            "not between $min_date and $max_date then 'event date outside the partition range' end"
+            f"not between date '{first}' and date '{last}' "
+            f"then 'event date outside {first}..{last}' end"
         )
     return reasons
 
@@ -803,15 +809,13 @@ def _undeclared(read: Records, checked: pa.Table) -> list[str]:
     return sorted(pc.unique(keys).to_pylist()) if len(keys) else []
 
 
-def _validated(con: duckdb.DuckDBPyConnection, source: Source, date_range) -> pa.Table:
+def _validated(con: duckdb.DuckDBPyConnection, source: Source) -> pa.Table:
     """The validation SQL over the ``records`` relation, in one pass and in input (line) order:
     the accepted and the quarantined rows are selected from it in Arrow, with no second pass
     through DuckDB and no sort."""
-    sql = validation_sql(source)
-    params = {"min_date": date_range[0], "max_date": date_range[1]} if "$min_date" in sql else {}
     con.execute("set preserve_insertion_order = true")
     try:
-        return con.sql(sql, params=params or None).to_arrow_table()
+        return con.sql(validation_sql(source)).to_arrow_table()
     finally:
         con.execute("set preserve_insertion_order = false")
 
@@ -841,7 +845,7 @@ from read_csv(
 
 
 def _validated_json_lines(
-    con: duckdb.DuckDBPyConnection, source: Source, path: Path, date_range
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path
 ) -> pa.Table | None:
     """The validation of a JSON-lines file read by DuckDB (no copy of its text through Python),
     or None when DuckDB's reader cannot give its exact lines (or gives none: an empty file is
@@ -850,7 +854,7 @@ def _validated_json_lines(
     lines = DUCKDB_LINES_SQL.format(path=literal(str(path)), compression=compression)
     con.execute(f"create or replace temp view records as {lines}")
     try:
-        checked = _validated(con, source, date_range)
+        checked = _validated(con, source)
     except (duckdb.InvalidInputException, duckdb.IOException):
         return None
     finally:
@@ -865,13 +869,12 @@ def _validate_file(
     digest: str,
     relpath: str,
     ingested_at: dt.datetime,
-    date_range: tuple[dt.date, dt.date],
 ) -> tuple[pa.Table, pa.Table, dict]:
     checked = None
     # lines DuckDB read itself: no records through Python, no reader defects, no header
     read = Records(pa.table({"line": pa.array([], pa.int64()), "raw": pa.array([], pa.binary())}))
     if path.name.lower().endswith(JSON_LINES):
-        checked = _validated_json_lines(con, source, path, date_range)
+        checked = _validated_json_lines(con, source, path)
     if checked is None:
         try:
             read = read_records(path, con, source)
@@ -880,7 +883,7 @@ def _validate_file(
             return _unreadable(source, path, digest, relpath, ingested_at, reason)
         con.register("records", read.records)
         try:
-            checked = _validated(con, source, date_range)
+            checked = _validated(con, source)
         finally:
             con.unregister("records")
     lines = checked.column("line")
@@ -1069,12 +1072,12 @@ class _FileResult:
     months: set[dt.date]
 
 
-def _ingest_file(source: Source, path: Path, digest: str, relpath: str, ingested_at, date_range):
+def _ingest_file(source: Source, path: Path, digest: str, relpath: str, ingested_at):
     """Validate one file on its own DuckDB connection (files run in parallel threads)."""
     con = connect()
     try:
         accepted, quarantined, record = _validate_file(
-            con, source, path, digest, relpath, ingested_at, date_range
+            con, source, path, digest, relpath, ingested_at
         )
         days, months = _touched(con, source, accepted)
     finally:
@@ -1095,14 +1098,9 @@ def _in_order(fn: Callable, jobs: list[tuple], workers: int) -> Iterator:
             yield running.popleft().result()
 
 
-# every event date is accepted: a row whose day has no partition yet waits in raw
-ANY_DATE = (dt.date.min, dt.date.max)
-
-
 def ingest_source(
     lakehouse: LakehouseResource,
     source: Source,
-    date_range: tuple[dt.date, dt.date],
     ingested_at: dt.datetime | None = None,
 ) -> IngestSummary:
     """Ingest every landing file of ``source`` not yet ingested (by content).
@@ -1112,23 +1110,19 @@ def ingest_source(
     finds them ingested.
     """
     with lakehouse.lease(f"ingest/{source.name}"):
-        return _ingest_source(lakehouse, source, date_range, ingested_at)
+        return _ingest_source(lakehouse, source, ingested_at)
 
 
 def _ingest_source(
     lakehouse: LakehouseResource,
     source: Source,
-    date_range: tuple[dt.date, dt.date],
     ingested_at: dt.datetime | None,
 ) -> IngestSummary:
     ensure_raw_tables(lakehouse, source)
     summary = IngestSummary(source.name)
     fresh, summary.skipped_files = _new_files(lakehouse, source)
     ingested_at = ingested_at or dt.datetime.now(dt.UTC)
-    jobs = [
-        (source, path, digest, relpath, ingested_at, date_range)
-        for path, digest, (relpath, *_) in fresh
-    ]
+    jobs = [(source, path, digest, relpath, ingested_at) for path, digest, (relpath, *_) in fresh]
     stats = {digest: stat_key for _, digest, stat_key in fresh}
     pending = _Pending()
     for result in _in_order(_ingest_file, jobs, WORKERS):

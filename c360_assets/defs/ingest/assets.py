@@ -271,7 +271,7 @@ def ingest_landing(context: dg.AssetExecutionContext, lakehouse: LakehouseResour
         key = dg.AssetKey(source.asset_name)
         if key not in context.selected_asset_keys:
             continue
-        summary = ingest_source(lakehouse, source, ANY_DATE)
+        summary = ingest_source(lakehouse, source)
         context.log.info(
             f"{source.name}: {summary.files} new files, {summary.rows_in} rows = "
             f"{summary.rows_accepted} accepted + {summary.rows_quarantined} quarantined"
