@@ -801,12 +801,23 @@ def _unreadable(
     return raw_schema(source).empty_table(), quarantined, record
 
 
-def _undeclared(read: Records, checked: pa.Table) -> list[str]:
-    """A file's columns no declaration names: its header's or schema's, else its JSON keys."""
-    if read.undeclared:
-        return list(read.undeclared)
-    keys = pc.list_flatten(checked.column("undeclared"))
-    return sorted(pc.unique(keys).to_pylist()) if len(keys) else []
+@dataclass
+class _Checked:
+    """A file's records through the validation SQL (``validation_sql``'s columns, in line
+    order), with what its reader found apart: the records it delimits but cannot render
+    (``DEFECTS_SCHEMA``) and its header's or schema's columns no declaration names."""
+
+    rows: pa.Table
+    defects: pa.Table = field(default_factory=DEFECTS_SCHEMA.empty_table)
+    undeclared_header: tuple[str, ...] = ()
+
+    def undeclared(self) -> list[str]:
+        """The file's columns no declaration names: its header's or schema's, else the keys of
+        its JSON objects."""
+        if self.undeclared_header:
+            return list(self.undeclared_header)
+        keys = pc.list_flatten(self.rows.column("undeclared"))
+        return sorted(pc.unique(keys).to_pylist()) if len(keys) else []
 
 
 def _validated(con: duckdb.DuckDBPyConnection, source: Source) -> pa.Table:
@@ -862,6 +873,21 @@ def _validated_json_lines(
     return checked if checked.num_rows else None
 
 
+def _check_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> _Checked:
+    """Validate a file's records: a JSON-lines file's lines as DuckDB reads them (no record
+    through Python, no reader defect, no header), else the records ``read_records`` gives."""
+    if path.name.lower().endswith(JSON_LINES):
+        rows = _validated_json_lines(con, source, path)
+        if rows is not None:
+            return _Checked(rows)
+    read = read_records(path, con, source)
+    con.register("records", read.records)
+    try:
+        return _Checked(_validated(con, source), read.defects, read.undeclared)
+    finally:
+        con.unregister("records")
+
+
 def _validate_file(
     con: duckdb.DuckDBPyConnection,
     source: Source,
@@ -870,22 +896,12 @@ def _validate_file(
     relpath: str,
     ingested_at: dt.datetime,
 ) -> tuple[pa.Table, pa.Table, dict]:
-    checked = None
-    # lines DuckDB read itself: no records through Python, no reader defects, no header
-    read = Records(pa.table({"line": pa.array([], pa.int64()), "raw": pa.array([], pa.binary())}))
-    if path.name.lower().endswith(JSON_LINES):
-        checked = _validated_json_lines(con, source, path)
-    if checked is None:
-        try:
-            read = read_records(path, con, source)
-        except UnreadableFile as exc:  # named by its landing path (a reader may name the absolute)
-            reason = str(exc).replace(str(path), relpath)
-            return _unreadable(source, path, digest, relpath, ingested_at, reason)
-        con.register("records", read.records)
-        try:
-            checked = _validated(con, source)
-        finally:
-            con.unregister("records")
+    try:
+        found = _check_file(con, source, path)
+    except UnreadableFile as exc:  # named by its landing path (a reader may name the absolute)
+        reason = str(exc).replace(str(path), relpath)
+        return _unreadable(source, path, digest, relpath, ingested_at, reason)
+    checked = found.rows
     lines = checked.column("line")
     if len(lines) > 1 and not pc.all(pc.greater(lines[1:], lines[:-1])).as_py():
         checked = checked.sort_by("line")  # not expected: keeps every output in line order
@@ -910,17 +926,17 @@ def _validate_file(
     )
     # the records the SQL rejected and those the reader could not render, in line order
     rejects = pa.concat_tables(
-        [dropped.select(["line", "raw", "reason"]).cast(DEFECTS_SCHEMA), read.defects]
+        [dropped.select(["line", "raw", "reason"]).cast(DEFECTS_SCHEMA), found.defects]
     )
     evidence = _evidence(con, rejects)
     quarantined = _quarantine_rows(source, relpath, digest, ingested_at, evidence)
     record = {
         **_file_record(source, relpath, digest, ingested_at),
-        "rows_in": checked.num_rows + read.defects.num_rows,
+        "rows_in": checked.num_rows + found.defects.num_rows,
         "rows_accepted": accepted.num_rows,
         "rows_quarantined": quarantined.num_rows,
         "quarantine_reason": None,
-        "undeclared_columns": ", ".join(_undeclared(read, checked)) or None,
+        "undeclared_columns": ", ".join(found.undeclared()) or None,
     }
     return accepted, quarantined, record
 
