@@ -268,7 +268,7 @@ def test_each_unreadable_file_beside_a_good_one(lake, kind):
     drop(lake, source.folder, good[0], good[1])
     drop(lake, source.folder, name, data)
 
-    summary = ingest.ingest_source(lake.lakehouse, source, AT)
+    summary = ingest.ingest_source(lake.lakehouse, source, ingested_at=AT)
 
     assert (summary.files, summary.rows_in, summary.rows_accepted) == (2, 1, 1)
     assert list(summary.quarantined_files) == [f"{source.folder}/{name}"]
@@ -284,7 +284,7 @@ def test_each_unreadable_file_beside_a_good_one(lake, kind):
     assert quarantined[0]["file_sha256"] == hashlib.sha256(data).hexdigest()
 
     before = snapshots(lake)
-    again = ingest.ingest_source(lake.lakehouse, source, AT)
+    again = ingest.ingest_source(lake.lakehouse, source, ingested_at=AT)
     assert (again.files, again.skipped_files) == (0, 2)
     assert snapshots(lake) == before
 
@@ -314,7 +314,7 @@ def test_a_bad_record_is_quarantined_alone_with_its_evidence(lake, monkeypatch):
     data += b"\n".join([*(line.encode() for line in lines[6:]), not_utf8]) + b"\n"  # line 10
     drop(lake, "usage_events", "mixed.jsonl", data)
 
-    summary = ingest.ingest_source(lake.lakehouse, USAGE, AT)
+    summary = ingest.ingest_source(lake.lakehouse, USAGE, ingested_at=AT)
 
     assert (summary.rows_in, summary.rows_accepted, summary.rows_quarantined) == (9, 3, 6)
     landed = {r["event_id"]: r["_source_line"] for r in lake.rows(USAGE.table)}
@@ -362,7 +362,7 @@ def test_a_bad_csv_row_is_quarantined_alone_on_its_line(lake):
     # a rendered row's evidence is its declared columns as a JSON object
     cus_4 = billing_customer(billing_customer_id="cus_4", tenant_id="t4", crm_account_id="acc\n4")
 
-    summary = ingest.ingest_source(lake.lakehouse, CUSTOMERS, AT)
+    summary = ingest.ingest_source(lake.lakehouse, CUSTOMERS, ingested_at=AT)
 
     assert (summary.rows_in, summary.rows_accepted, summary.rows_quarantined) == (7, 3, 4)
     landed = {

@@ -1,6 +1,5 @@
 """Usage events from landing files to marts.fct_usage_daily, on a real embedded lakehouse."""
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -306,9 +305,7 @@ def test_rows_conserved_fails_when_landed_rows_go_missing(lake):
         "not json",
     ]
     lake.drop("usage_events", "a.jsonl", records)
-    summary = ingest.ingest_source(
-        lake.lakehouse, USAGE, (dt.date(2024, 1, 1), dt.date(2030, 12, 31))
-    )
+    summary = ingest.ingest_source(lake.lakehouse, USAGE)
     # 3 lines = 2 accepted (10-01, 10-02) + 1 quarantined
     conserved, *_ = ingestion_checks(lake.lakehouse, USAGE, summary)
     assert conserved.passed and conserved.metadata["files_not_conserved"].value == 0

@@ -1117,6 +1117,7 @@ def _in_order(fn: Callable, jobs: list[tuple], workers: int) -> Iterator:
 def ingest_source(
     lakehouse: LakehouseResource,
     source: Source,
+    *,
     ingested_at: dt.datetime | None = None,
 ) -> IngestSummary:
     """Ingest every landing file of ``source`` not yet ingested (by content).
