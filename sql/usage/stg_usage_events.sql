@@ -9,20 +9,29 @@
 -- every column per id, keeps a 30M-event day within memory). The count is per 64-bit hash of
 -- the id (8 bytes a key instead of the string: a quarter less time on the peak day, no spill):
 -- ids whose hashes collide are counted together and go through the arg_min, which groups by
--- the id itself, so a collision costs a little time, never a row.
+-- the id itself, so a collision costs a little time, never a row. The hash is computed once per
+-- row (hashed_events, which DuckDB materializes for its three readers): hashing the trimmed id
+-- again in each join took a tenth of the peak day's build.
 with
 
 raw_usage_events as (
     select * from raw_usage_events
 ),
 
+hashed_events as materialized (
+    select
+        *,
+        hash(trim(event_id)) as event_hash
+    from raw_usage_events
+),
+
 deliveries as (
     select
         event_date,
-        hash(trim(event_id)) as event_hash,
+        event_hash,
         count(*) as deliveries
-    from raw_usage_events
-    group by event_date, hash(trim(event_id))
+    from hashed_events
+    group by event_date, event_hash
     having count(*) > 1
 ),
 
@@ -37,11 +46,11 @@ delivered_once as (
         events._source_file as source_file,
         events._source_line as source_line,
         1::bigint as deliveries
-    from raw_usage_events as events
+    from hashed_events as events
     anti join deliveries
         on
             events.event_date = deliveries.event_date
-            and hash(trim(events.event_id)) = deliveries.event_hash
+            and events.event_hash = deliveries.event_hash
 ),
 
 first_of_many as (
@@ -60,11 +69,11 @@ first_of_many as (
             { 'at': events._ingested_at, 'file': events._source_file, 'line': events._source_line }
         ) as first_row,
         count(*)::bigint as deliveries
-    from raw_usage_events as events
+    from hashed_events as events
     semi join deliveries
         on
             events.event_date = deliveries.event_date
-            and hash(trim(events.event_id)) = deliveries.event_hash
+            and events.event_hash = deliveries.event_hash
     group by events.event_date, trim(events.event_id)
 ),
 
