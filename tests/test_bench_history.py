@@ -99,6 +99,12 @@ def test_tiny_history_same_marts_fewer_snapshots(both) -> None:
             assert repeat["rebuilt"] == {"daily": ["2025-01-02"], "monthly": ["2025-01-01"]}
             assert repeat["seconds"] > 0 and repeat["plan_seconds"] > 0
             assert repeat["cpu_seconds"] > 0
+            # ingestion, the day, the month: each run timed
+            assert [label.split()[0] for label in repeat["run_seconds"]] == [
+                "ingest_job",
+                "daily_job",
+                "monthly_job",
+            ]
         seconds = sorted(r["seconds"] for r in run["repeats"])
         assert run["seconds"] == (seconds[0] + seconds[1]) / 2, name
     assert point["date"] == (PLAN.start + dt.timedelta(days=3)).isoformat()

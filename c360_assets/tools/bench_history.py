@@ -236,6 +236,7 @@ class SimLake:
             "cpu_seconds": round(cpu, 3),
             "rebuilt": report.rebuilt,
             "runs": len(report.runs),
+            "run_seconds": report.seconds,  # each Dagster run: where a slower day's time went
         }
 
     def cursors(self) -> dict[str, dict[str, int]]:
