@@ -45,6 +45,8 @@ def test_row_count_of_each_partition_of_a_range_run(lake):
     report = lake.run()
     assert report.rebuilt["daily"] == ["2026-10-01", "2026-10-02"]
     assert "daily_job 2026-10-01..2026-10-02" in report.runs  # the two days in one run
+    assert list(report.seconds) == report.runs  # each run timed
+    assert all(seconds > 0 for seconds in report.seconds.values())
     # one range run, a row count per partition
     assert _latest(lake, "fct_usage_daily", "2026-10-01")["dagster/row_count"] == 3
     assert _latest(lake, "fct_usage_daily", "2026-10-02")["dagster/row_count"] == 1

@@ -24,13 +24,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 from dagster._core.utils import make_new_run_id
 
-from c360_assets.defs.automation.jobs import (
-    SPLIT_TAG,
-    STAGES,
-    refresh_pending,
-    stage_runs,
-    touched,
-)
+from c360_assets.defs.automation.jobs import STAGES, refresh_pending, touched
 from c360_assets.defs.automation.sensors import (
     landing_listing_digest,
     partial_requests,
@@ -40,6 +34,7 @@ from c360_assets.defs.serving.assets import SERVING_JOB
 from c360_assets.lib.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
+    between_starts,
     contiguous_ranges,
     partition_key,
     range_tags,
@@ -262,19 +257,13 @@ def _run_stages(
                     reasons.discard(NEW_USAGE)
                     reasons.add("late usage events")
         parts = found.days if stage == "daily" else found.months
-        runs = stage_runs(models, stage, parts)
+        ranges = contiguous_ranges(parts, stage)
         partial = partial_requests(found.partial)
         total, done = len(parts) + sum(len(p) for _, p in partial), 0
-        for i, (names, first, last) in enumerate(runs):
+        for first, last in ranges:
             tags = range_tags(first, last, stage)
-            if names is not None:
-                tags[SPLIT_TAG] = "true"  # the other runs of the stage build what it leaves out
-            selection = sorted(names) if names is not None else None
-            execute(defs, instance, f"{stage}_job", report, tags, selection, progress)
-            done += sum(  # the partitions no later run builds again
-                first <= p <= last and not any(f <= p <= t for _, f, t in runs[i + 1 :])
-                for p in parts
-            )
+            execute(defs, instance, f"{stage}_job", report, tags, progress=progress)
+            done += len(between_starts(first, last, stage))
             progress.say(f"{stage}: {done}/{total} partitions")
         for names, keys in partial:
             for first, last in contiguous_ranges(keys, stage):

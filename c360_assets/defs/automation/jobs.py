@@ -27,7 +27,7 @@ import dagster as dg
 
 from c360_assets.defs.ingest.sources import SOURCES, USAGE
 from c360_assets.lib.models import Model, ModelDeclarationError, asset_key_for_table
-from c360_assets.lib.partitions import advance, bounds, contiguous_ranges
+from c360_assets.lib.partitions import bounds
 from c360_assets.lib.plan import (
     Touched,
     latest_storage_id,
@@ -41,9 +41,6 @@ RAW_KEYS = [dg.AssetKey(s.asset_name) for s in SOURCES]
 DAY_TRIGGERS = [dg.AssetKey(USAGE.asset_name), dg.AssetKey("int_tenants_resolved")]
 STAGES = ("daily", "monthly")
 STAGE_TAG = "c360/stage"  # the run queue limits ingestion runs by it (tools/instance.py)
-# on a run of part of a job: the run after it, in the same ``c360 run``, builds the rest
-# (``stage_runs``), so its partitions are not due for the assets it left out
-SPLIT_TAG = "c360/split"
 # why a trigger's materializations make partitions due (others: "<name> changed")
 REASONS = {
     dg.AssetKey(USAGE.asset_name): "new usage events",
@@ -177,9 +174,7 @@ def _left_out(instance: dg.DagsterInstance, models: Sequence[Model], partitionin
             return set()
         if record.run_id not in selected:
             run = instance.get_run_by_id(record.run_id)
-            if run is not None and run.tags.get(SPLIT_TAG):  # the next run built the rest
-                names = jobs.get(run.job_name, {name})
-            elif run is not None and run.asset_selection:  # empty: the whole job
+            if run is not None and run.asset_selection:  # empty: the whole job
                 names = {key.to_user_string() for key in run.asset_selection}
             else:
                 names = jobs.get(run.job_name, {name}) if run is not None else {name}
@@ -187,40 +182,6 @@ def _left_out(instance: dg.DagsterInstance, models: Sequence[Model], partitionin
         return below[name] - selected[record.run_id]
 
     return left_out
-
-
-def stage_runs(
-    models: Sequence[Model], stage: str, parts: set[dt.date]
-) -> list[tuple[frozenset[str] | None, dt.date, dt.date]]:
-    """The runs that build ``parts`` of ``stage``, in order: ``(assets, first, last)``, where
-    ``assets`` None is the whole job.
-
-    One run per contiguous range of partitions, except for the models that rewrite partitions
-    ahead of the ones they build (``rebuild_ahead``, the anomalies' trailing baselines) and the
-    models below them: a run of such a model for a range rewrites the ``rebuild_ahead``
-    partitions after it anyway, so ranges that close to each other are one run of those models
-    (over every partition between them, each of which it rewrites), after runs of the other
-    models range by range. Three late days a few days apart are then one anomaly patch instead
-    of three patches of overlapping spans.
-    """
-    ranges = contiguous_ranges(parts, stage)
-    same = [m for m in models if m.partitioning == stage]
-    reach = min((m.rebuild_ahead for m in same if m.rebuild_ahead), default=0)
-    merged: list[tuple[dt.date, dt.date]] = []
-    for first, last in ranges:
-        if merged and first <= advance(merged[-1][1], stage, reach):
-            merged[-1] = (merged[-1][0], last)
-        else:
-            merged.append((first, last))
-    if len(merged) == len(ranges):
-        return [(None, first, last) for first, last in ranges]
-    below = descendants(models, stage)
-    ahead = {m.name for m in same if m.rebuild_ahead}
-    ahead |= {child for name in ahead for child in below[name]}
-    rest = frozenset(m.name for m in same) - ahead
-    runs: list[tuple[frozenset[str] | None, dt.date, dt.date]]
-    runs = [(rest, first, last) for first, last in ranges] if rest else []
-    return runs + [(frozenset(ahead), first, last) for first, last in merged]
 
 
 def trigger_keys(models: Sequence[Model], stage: str) -> list[dg.AssetKey]:
