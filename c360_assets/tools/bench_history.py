@@ -504,8 +504,7 @@ def simulate(
     )
     delivered = files_by_day(plan, files / "daily")
     side = Worker if parallel else InProcess
-    variants = plan.variants
-    sides = [side(plan, name, work / name, files, in_memory) for name in variants]
+    sides = [side(plan, name, work / name, files, in_memory) for name in plan.variants]
     daily: list[dict] = []
     checkpoints: list[dict] = []
     try:
@@ -513,11 +512,11 @@ def simulate(
             for each in sides:
                 each.send("day", day_no, delivered.get(day_no, []))
             entry: dict[str, Any] = {"day": day_no, "date": plan.date(day_no).isoformat()}
-            entry.update(zip(variants, (each.receive() for each in sides), strict=True))
+            entry.update(zip(plan.variants, (each.receive() for each in sides), strict=True))
             daily.append(entry)
             if day_no in plan.checkpoints:
                 point: dict[str, Any] = {"day": day_no, "date": plan.date(day_no).isoformat()}
-                for name, each in zip(variants, sides, strict=True):
+                for name, each in zip(plan.variants, sides, strict=True):
                     each.send("checkpoint", day_no)  # one at a time: the other side is idle
                     point[name] = each.receive()
                     echo(_checkpoint_line(day_no, name, point[name]))
@@ -531,34 +530,34 @@ def simulate(
                         }
                     )
             elif day_no % 10 == 0:
-                seconds = " / ".join(f"{entry[n]['seconds']:.1f}" for n in variants)
+                seconds = " / ".join(f"{entry[n]['seconds']:.1f}" for n in plan.variants)
                 echo(
                     f"history: day {day_no}/{plan.days}: c360 run {seconds} s "
-                    f"({' / '.join(variants)}), {time.perf_counter() - t_start:.0f} s so far"
+                    f"({' / '.join(plan.variants)}), {time.perf_counter() - t_start:.0f} s so far"
                 )
         for each in sides:
             each.send("marts")
         found = [each.receive() for each in sides]
-        # one lakehouse alone: its marts' row counts, nothing to compare them with
-        marts = compare_marts(*found) if len(found) == 2 else _row_counts(found[0])
     finally:
         for each in sides:
             if isinstance(each, Worker):
                 each.close()
             else:
                 each.sim.close()
-    same = all(m.get("only_plain") == 0 == m.get("only_maintained") for m in marts.values())
+    equal: bool | None = None  # one lakehouse alone: its marts' row counts, nothing to compare
+    if len(found) == 2:
+        marts = compare_marts(*found)
+        same = all(m["only_plain"] == 0 == m["only_maintained"] for m in marts.values())
+        equal = same and marts[USAGE_MART]["rows"] > 0
+    else:
+        marts = {name: {"rows": table.num_rows} for name, table in sorted(found[0].items())}
     return {
         **_so_far(plan, parallel, generated, checkpoints, daily),
         "complete": True,
         "marts": marts,
-        "marts_equal": same and marts[USAGE_MART]["rows"] > 0 if len(sides) == 2 else None,
+        "marts_equal": equal,
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
-
-
-def _row_counts(marts: dict[str, Any]) -> dict[str, dict[str, int]]:
-    return {name: {"rows": table.num_rows} for name, table in sorted(marts.items())}
 
 
 def _so_far(
@@ -591,9 +590,7 @@ def _ratios(checkpoints: list[dict]) -> dict[str, float]:
         return {}
     first, last = checkpoints[0], checkpoints[-1]
     ratios = {}
-    for name in VARIANTS:
-        if name not in first:
-            continue
+    for name in (n for n in VARIANTS if n in first):  # the lakehouses simulated
         labels = {"seconds": "late_run", "cpu_seconds": "late_run_cpu", "plan_seconds": "planning"}
         for key, label in labels.items():
             a, b = first[name]["late_run"][key], last[name]["late_run"][key]
