@@ -4,6 +4,7 @@ days keeping no old snapshot. Maintenance changes no row of any mart and leaves 
 and files; the checkpoint's late file rebuilds exactly its day and month. Expected values are
 worked out in the comments from the plan, not read from a run."""
 
+import argparse
 import dataclasses
 import datetime as dt
 import json
@@ -16,6 +17,7 @@ from c360_assets.tools.bench_history import (
     HistoryPlan,
     delivery_day,
     format_table,
+    plan_from_args,
     simulate,
 )
 
@@ -150,3 +152,17 @@ def test_the_maintained_lakehouse_alone(both, tmp_path, monkeypatch) -> None:
     assert "marts equal" not in format_table(result)
     with pytest.raises(ValueError, match="variants"):
         dataclasses.replace(PLAN, variants=("nightly",))
+    # the plain lakehouse's marts come first in the comparison, whatever order they are named in
+    with pytest.raises(ValueError, match="in that order"):
+        dataclasses.replace(PLAN, variants=("maintained", "plain"))
+    args = argparse.Namespace(
+        history_days=4,
+        history_checkpoints="4",
+        history_variants="maintained, plain",
+        maintain_every=2,
+        history_keep_days=0,
+        seed=7,
+    )
+    assert plan_from_args(args).variants == ("plain", "maintained")
+    with pytest.raises(ValueError, match="--history-variants"):
+        plan_from_args(argparse.Namespace(**{**vars(args), "history_variants": "maintaned"}))

@@ -88,8 +88,9 @@ class HistoryPlan:
     def __post_init__(self) -> None:
         if self.days < 1 or self.maintain_every < 1 or self.keep_days < 0:
             raise ValueError("days and maintain_every must be >= 1, keep_days >= 0")
-        if not self.variants or not set(self.variants) <= set(VARIANTS):
-            raise ValueError(f"variants: one or both of {VARIANTS}")
+        # in VARIANTS' order: compare_marts takes the plain lakehouse's marts first
+        if not self.variants or self.variants != tuple(v for v in VARIANTS if v in self.variants):
+            raise ValueError(f"variants: one or both of {VARIANTS}, in that order")
         if self.late_repeats < 1 or not self.checkpoints:
             raise ValueError("at least one checkpoint and one late file per checkpoint")
         if len(self.checkpoints) * self.late_repeats > 63:  # one late batch number each
@@ -657,13 +658,16 @@ def plan_from_args(args: argparse.Namespace) -> HistoryPlan:
     days = args.history_days
     wanted = {int(d) for d in args.history_checkpoints.split(",") if d.strip()}
     checkpoints = tuple(sorted({d for d in wanted if d < days} | {days}))
+    named = {v.strip() for v in args.history_variants.split(",") if v.strip()}
+    if named - set(VARIANTS):
+        raise ValueError(f"--history-variants: one or both of {', '.join(VARIANTS)}")
     return HistoryPlan(
         days=days,
         maintain_every=args.maintain_every,
         keep_days=args.history_keep_days,
         checkpoints=checkpoints,
         seed=args.seed,
-        variants=tuple(v.strip() for v in args.history_variants.split(",") if v.strip()),
+        variants=tuple(v for v in VARIANTS if v in named),
     )
 
 
