@@ -56,4 +56,4 @@ def test_every_check_declares_its_severity_and_blocking_ones_are_errors(lake):
         "reconciliation_rows_match_customer_month",
     }
     # a grain per model, rows_conserved per source, 11 others (customer_keys_resolve on two facts)
-    assert len(blocking) == 23 + 9 + 11
+    assert len(blocking) == 24 + 9 + 11

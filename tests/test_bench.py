@@ -82,7 +82,8 @@ def test_tiny_profile_end_to_end(
     assert late_floor["ingest"]["files"] == 1  # the late batch: one usage file at this size
     days = [("fct_usage_daily", "2026-10-02"), ("fct_usage_daily", "2026-10-03")]
     days += [("usage_anomalies", "2026-10-02"), ("usage_anomalies", "2026-10-03")]
-    months = ["int_customer_months", "fct_customer_month", "fct_usage_billing_reconciliation"]
+    months = ["int_customer_usage_months", "int_customer_months", "fct_customer_month"]
+    months += ["fct_usage_billing_reconciliation"]
     months += ["fct_customer_adoption_monthly"]  # restatements reads tags: no floor
     assert [(p["model"], p["partition"]) for p in late_floor["models"]["steps"]] == days + [
         (name, "2026-10-01") for name in months

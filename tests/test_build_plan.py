@@ -179,6 +179,41 @@ def test_a_changed_day_rewrites_its_series_on_the_days_whose_baseline_holds_it(b
     }
 
 
+def test_only_the_days_the_commits_since_the_watermark_touched_are_compared(built):
+    before = built.current_snapshot_id(DAILY)
+    daily(built, [(2, "a", 5)], on(2))  # 10-02 replaced: a file removed, one added
+    middle = built.current_snapshot_id(DAILY)
+    daily(built, [(2, "b", 1)], on(3))  # 10-03's file removed (only a deleted entry), 10-02 added
+    daily(built, [(9, "c", 1)], on(9))  # 10-09 appended (nothing to replace)
+    daily(built, [(9, "c", 1)], on(9))  # 10-09 again, the same row: other files, same rows
+    now = built.current_snapshot_id(DAILY)
+    table = built.load(DAILY)
+    # 10-01 was carried over untouched in every manifest list since
+    assert incremental.committed_days(table, "usage_date", before, now) == {
+        OCT[2],
+        OCT[3],
+        OCT[9],
+    }
+    assert incremental.committed_days(table, "usage_date", middle, now) == {
+        OCT[2],
+        OCT[3],
+        OCT[9],
+    }
+    assert incremental.committed_days(table, "usage_date", now, now) == set()
+    # not an ancestor: no chain of commits to read
+    assert incremental.committed_days(table, "usage_date", now, before) is None
+    read = READS[0]
+    days, keys = incremental.changed_input(built, read, before, now, ("k",))
+    assert (days, sorted(keys.column("k").to_pylist())) == ({OCT[2], OCT[3], OCT[9]}, list("abc"))
+    # a snapshot in between expired: the chain is broken, so both snapshots' files are compared
+    # day by day, and the rows of the same days differ
+    table.maintenance.expire_snapshots().by_ids([middle]).commit()
+    table = built.load(DAILY)
+    assert incremental.committed_days(table, "usage_date", before, now) is None
+    days, keys = incremental.changed_input(built, read, before, now, ("k",))
+    assert (days, sorted(keys.column("k").to_pylist())) == ({OCT[2], OCT[3], OCT[9]}, list("abc"))
+
+
 def test_run_days_are_rebuilt_in_full_when_they_cannot_be_patched(built):
     daily(built, [(2, "a", 5)], on(2))
     # asked for: the run's day in full, the days after it patched

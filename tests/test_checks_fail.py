@@ -369,6 +369,7 @@ GROUPED_BY_GRAIN = (
     "int_subscription_coverage",
     "int_currency_minor_units",  # constants: no input at all
     "int_customer_months",  # one spine row per month and customer, the top-ranked plan joined
+    "int_customer_usage_months",
 )
 
 

@@ -30,10 +30,19 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
+from pyiceberg.expressions import In
+from pyiceberg.manifest import ManifestEntryStatus
 from pyiceberg.table import Table
 
-from c360_assets.lib.sqlmodel import Read, connect, files_by_date, files_relation
-from resources.lakehouse import DataFiles, LakehouseResource
+from c360_assets.lib.sqlmodel import (
+    EPOCH,
+    Read,
+    connect,
+    files_by_date,
+    files_relation,
+    identity_position,
+)
+from resources.lakehouse import ALL_ROWS, DataFiles, LakehouseResource
 
 WATERMARK = "c360.watermark"
 FULL_TAG = "c360/rebuild"  # = "full": rebuild the run's days in full, whatever changed
@@ -81,19 +90,54 @@ def watermark_properties(marks: dict | None) -> dict[str, str]:
     return {WATERMARK: json.dumps(marks, sort_keys=True)} if marks else {}
 
 
-def _files_by_day(table: Table, column: str, snapshot_id: int) -> dict[dt.date, set[str]]:
-    """The data files of each partition value of ``column`` in a snapshot."""
-    found = files_by_date(table, column, snapshot_id=snapshot_id)
+def _files_by_day(
+    table: Table, column: str, snapshot_id: int, days: set[dt.date] | None = None
+) -> dict[dt.date, set[str]]:
+    """The data files of each partition value of ``column`` in a snapshot (only ``days``)."""
+    where = ALL_ROWS if days is None else In(column, [d.isoformat() for d in sorted(days)])
+    found = files_by_date(table, column, where, snapshot_id=snapshot_id)
     if found is None:
         raise ValueError(f"{table.name()}: a series input must be partitioned by {column}")
     return {day: {f.file_path for f in files} for day, files in found.items()}
+
+
+def committed_days(table: Table, column: str, before: int, now: int) -> set[dt.date] | None:
+    """The values of ``column`` (a date the table is identity-partitioned by) of every file the
+    snapshots after ``before`` up to ``now`` added or removed, read from the manifests each of
+    them wrote (a commit's own entries, not the table's whole file list); None when ``now`` does
+    not descend from ``before`` through snapshots that still exist, or a manifest was written
+    with another partition spec (then only comparing the two snapshots' files tells)."""
+    position = identity_position(table, column)
+    if position is None:
+        return None
+    days: set[dt.date] = set()
+    snapshot_id: int | None = now
+    while snapshot_id != before:
+        snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else None
+        if snapshot is None:
+            return None
+        for manifest in snapshot.manifests(table.io):
+            if manifest.added_snapshot_id != snapshot.snapshot_id:
+                continue  # carried over from an earlier commit
+            if manifest.partition_spec_id != table.spec().spec_id:
+                return None
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+                if entry.status == ManifestEntryStatus.EXISTING:
+                    continue  # a rewritten manifest's unchanged file
+                value = entry.data_file.partition[position]
+                days.add(EPOCH + dt.timedelta(days=value) if isinstance(value, int) else value)
+        snapshot_id = snapshot.parent_snapshot_id
+    return days
 
 
 def changed_input(
     lakehouse: LakehouseResource, read: Read, before: int, now: int, series: tuple[str, ...]
 ) -> tuple[set[dt.date], pa.Table | None]:
     """The days of ``read.window_column`` whose rows differ between two snapshots of the input,
-    and the distinct ``series`` of the differing rows, old and new (None: no day differs)."""
+    and the distinct ``series`` of the differing rows, old and new (None: no day differs).
+
+    Only the days the commits in between touched are compared (``committed_days``), so the cost
+    follows the change, not the table's age; without that chain, every day of both snapshots."""
     if read.window_column is None:
         raise ValueError(f"{read.table}: a series input is read by a window column")
     table = lakehouse.load(read.table)
@@ -101,8 +145,11 @@ def changed_input(
         return set(), None
     if table.snapshot_by_id(before) is None:
         raise LookupError(f"{read.table}: snapshot {before} is gone")
-    old = _files_by_day(table, read.window_column, before)
-    new = _files_by_day(table, read.window_column, now)
+    candidates = committed_days(table, read.window_column, before, now)
+    if candidates is not None and not candidates:
+        return set(), None
+    old = _files_by_day(table, read.window_column, before, candidates)
+    new = _files_by_day(table, read.window_column, now, candidates)
     days = {d for d in old.keys() | new.keys() if old.get(d) != new.get(d)}
     cols = ", ".join(f'"{c}"' for c in series)
     if not days:

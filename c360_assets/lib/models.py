@@ -25,6 +25,7 @@ from c360_assets.lib import incremental
 from c360_assets.lib.partitions import (
     BACKFILL_RUN_SIZE,
     advance,
+    bounds,
     first_month,
     month_of,
     partitions_def,
@@ -153,6 +154,10 @@ class Model:
     # steps of the build that are not stored (``sql/<domain>/<name>.sql`` each), in order: the
     # model's SQL and its checks read them by name (see ``Intermediate``)
     intermediates: tuple[Intermediate, ...] = ()
+    # a partitioned table that other models read whole: its first build (no table yet) writes
+    # every partition that exists, not only the run's, so a model added to a lakehouse built
+    # before it is complete after one run and its readers never see a month missing
+    complete_on_first_build: bool = False
 
     def __post_init__(self) -> None:
         def refuse(why: str) -> None:
@@ -168,8 +173,10 @@ class Model:
             refuse(f"the partition column {self.partition_column} is not part of the grain")
         if not self.grain:
             refuse("a grain (the columns that make a row unique) is required")
-        if (self.rebuild_ahead or self.series) and self.partitioning is None:
-            refuse("rebuild_ahead and series need a partitioned model")
+        if (
+            self.rebuild_ahead or self.series or self.complete_on_first_build
+        ) and self.partitioning is None:
+            refuse("rebuild_ahead, series and complete_on_first_build need a partitioned model")
         if self.after_write is not None and self.partitioning is not None:
             refuse("a change report (after_write) belongs to an unpartitioned model")
         if self.series and any(i.materialized == "temp_table" for i in self.intermediates):
@@ -335,12 +342,19 @@ def check_stored_partition(
         return run_checks(session, model)
 
 
-def build_window(context: dg.AssetExecutionContext, model: Model) -> tuple[dt.date, dt.date] | None:
+def build_window(
+    context: dg.AssetExecutionContext, lakehouse: LakehouseResource, model: Model
+) -> tuple[dt.date, dt.date] | None:
     """The dates a build covers: the run's partitions plus up to ``rebuild_ahead`` partitions
-    after them that are already built (one never built gets its baseline when it is built)."""
+    after them that are already built (one never built gets its baseline when it is built);
+    every partition that exists when a ``complete_on_first_build`` model has no table yet."""
     if not model.partitioning:
         return None
     start, end = window_of(context)
+    if model.complete_on_first_build and not lakehouse.table_exists(model.table):
+        first, final = bounds(model.partitioning)
+        context.log.info(f"{model.table}: first build, every partition from {first} to {final}")
+        return min(start, first), max(end, advance(final, model.partitioning))
     if model.rebuild_ahead:
         built = context.instance.get_materialized_partitions(context.asset_key)
         last = max((dt.date.fromisoformat(key) for key in built), default=None)
@@ -449,7 +463,9 @@ def build_steps(
     if model.partitioning is None:
         return whole_table_steps(lakehouse, model, full_requested)
     if not model.series:
-        return [Step(w) for w in step_windows(lakehouse, model, build_window(context, model))], {}
+        return [
+            Step(w) for w in step_windows(lakehouse, model, build_window(context, lakehouse, model))
+        ], {}
     start, end = window_of(context)
     run_days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
     materialized = {
@@ -468,7 +484,9 @@ def build_steps(
         full_requested=full_requested,
     )
     if plan.mode == "no watermark":  # the run's days and the days ahead, in full
-        steps = [Step(w) for w in step_windows(lakehouse, model, build_window(context, model))]
+        steps = [
+            Step(w) for w in step_windows(lakehouse, model, build_window(context, lakehouse, model))
+        ]
     else:
         days = [(day, day + dt.timedelta(days=1)) for day in plan.full_days]
         rows = rows_per_partition(lakehouse, model, (days[0][0], days[-1][1])) if days else {}
@@ -534,9 +552,14 @@ def _build(
 
 def partition_local(model: Model) -> bool:
     """Whether a build of one partition depends on nothing but its inputs (no plan read from
-    the table, no rows written ahead of the run's partitions): then builds of different
+    the table, no rows written outside the run's partitions): then builds of different
     partitions run at once and only builds of the same partition are serialized."""
-    return model.partitioning is not None and not model.series and not model.rebuild_ahead
+    return (
+        model.partitioning is not None
+        and not model.series
+        and not model.rebuild_ahead
+        and not model.complete_on_first_build
+    )
 
 
 def partition_lease(table: str, start: dt.date) -> str:

@@ -532,8 +532,10 @@ def task_build_day(args: dict) -> dict:
 
 
 def task_customer_month(args: dict) -> dict:
-    """fct_customer_month for a month, with its rows and month-end plans (int_customer_months)."""
-    seconds = _materialize(("int_customer_months", "fct_customer_month"), args["month"])
+    """fct_customer_month for a month, with its rows and month-end plans (int_customer_months)
+    and the month's customers with usage they start from (int_customer_usage_months)."""
+    models = ("int_customer_usage_months", "int_customer_months", "fct_customer_month")
+    seconds = _materialize(models, args["month"])
     from pyiceberg.expressions import EqualTo
 
     from resources.lakehouse import LakehouseResource
@@ -1023,7 +1025,10 @@ def _lake_stages(
         month=month,
         process_seconds=r["process_seconds"],
     )
-    customer_month = [["int_customer_months", month], ["fct_customer_month", month]]
+    customer_month = [
+        [name, month]
+        for name in ("int_customer_usage_months", "int_customer_months", "fct_customer_month")
+    ]
     with_floor("customer_month", {"models": customer_month})
 
     # 5. late_rebuild: the late batch ingested, exactly its days and months rebuilt (c360 run)

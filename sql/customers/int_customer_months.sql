@@ -12,10 +12,11 @@
 -- null columns without one. A mid-month plan change counts for the whole month (no proration).
 -- fct_customer_month takes its rows and plan_code from here, fct_usage_billing_reconciliation
 -- the included units and overage price of the same version: both always name the same plan.
+-- Usage comes from int_customer_usage_months (a row per customer and month with usage).
 with
 
-usage_days as (
-    select * from usage_days
+int_customer_usage_months as (
+    select * from int_customer_usage_months
 ),
 
 int_billing_documents_resolved as (
@@ -31,9 +32,9 @@ int_subscription_versions as (
 activity_months as (
     select
         customer_key,
-        date_trunc('month', min(usage_date))::date as first_month,
-        date_trunc('month', max(usage_date))::date as last_month
-    from usage_days
+        min(month) as first_month,
+        max(month) as last_month
+    from int_customer_usage_months
     group by customer_key
     union all
     select

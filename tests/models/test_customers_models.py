@@ -457,11 +457,23 @@ def test_fct_customer_month_spans_first_activity_to_the_end_month_with_month_end
     ]
     # three months: November is after the end month (the last month with activity)
     window = (day("2026-09-01"), day("2026-12-01"))
+    # the customers with usage in each month, every month built (the spine reads them all)
+    usage_months = run_model(
+        "int_customer_usage_months",
+        {"fct_usage_daily": [{k: r[k] for k in ("usage_date", "customer_key")} for r in daily]},
+        (day("2026-08-01"), window[1]),
+    )
+    assert [(r["month"], r["customer_key"], r["active_days"]) for r in usage_months] == [
+        (day("2026-08-01"), "ka", 1),
+        (day("2026-09-01"), "ka", 1),
+        (day("2026-10-01"), "ka", 1),  # two products on one day: one active day
+        (day("2026-10-01"), "kb", 1),
+    ]
     spine = run_model(
         "int_customer_months",
         {
-            "usage_days": [
-                {"usage_date": r["usage_date"], "customer_key": r["customer_key"]} for r in daily
+            "int_customer_usage_months": [
+                {k: r[k] for k in ("month", "customer_key")} for r in usage_months
             ],
             "int_billing_documents_resolved": documents,
             "int_subscription_versions": [

@@ -7,6 +7,8 @@
 - ``marts.dim_customer``: SCD2 rebuilt from every CRM version, plus billing-only customers and
   the 'unknown' member. A build that changes any version reports the earliest month it touches,
   so the monthly facts are rebuilt from there on.
+- ``core.int_customer_usage_months``: the customers with usage in each month (monthly
+  partitions), so the full-history read below is a file a month, not a file a day.
 - ``core.int_customer_months``: the rows of the monthly facts (first activity through the global
   end month) and each customer's plan at the month's last instant; monthly partitions.
 - ``marts.fct_customer_month``: monthly partitions; attributes as of each month's last instant.
@@ -33,6 +35,7 @@ BILLING_CUSTOMERS = "staging.stg_billing_customers"
 CRM_ACCOUNTS = "staging.stg_crm_accounts"
 DIM_CUSTOMER = "marts.dim_customer"
 CUSTOMER_MONTHS = "core.int_customer_months"
+CUSTOMER_USAGE_MONTHS = "core.int_customer_usage_months"
 USAGE_DAILY = "marts.fct_usage_daily"
 # what fct_customer_month reads of the daily usage fact (empty before the first usage lands)
 USAGE_DAILY_SCHEMA = pa.schema(
@@ -116,15 +119,33 @@ MODELS = (
         after_write=earliest_changed_month(DIM_CUSTOMER, ("valid_from",)),
     ),
     Model(
+        name="int_customer_usage_months",
+        layer="core",
+        domain=DOMAIN,
+        reads={
+            "fct_usage_daily": Read(
+                USAGE_DAILY,
+                "usage_date",
+                columns=("usage_date", "customer_key"),
+                missing_as=USAGE_DAILY_SCHEMA,
+            ),
+        },
+        grain=("month", "customer_key"),
+        partitioning="monthly",
+        partition_column="month",
+        # int_customer_months reads every month of it: a lakehouse built before this model
+        # gets all its months on the first run
+        complete_on_first_build=True,
+    ),
+    Model(
         name="int_customer_months",
         layer="core",
         domain=DOMAIN,
         reads={
-            # all days, two columns: each customer's first usage and the global end month
-            "usage_days": Read(
-                USAGE_DAILY,
-                columns=("usage_date", "customer_key"),
-                missing_as=USAGE_DAILY_SCHEMA,
+            # every month (built before it in every monthly run): each customer's first month
+            # of usage and the global end month
+            "int_customer_usage_months": Read(
+                CUSTOMER_USAGE_MONTHS, columns=("month", "customer_key")
             ),
             "int_billing_documents_resolved": Read(DOCUMENTS),
             "int_subscription_versions": Read(SUBSCRIPTION_VERSIONS),
