@@ -29,7 +29,9 @@ def test_contract_marts_exist_in_the_graph(lake):
         assert assets[name]["group"] == "marts", name
     assert assets["fct_usage_daily"]["partitions"] == "daily"
     assert assets["fct_customer_month"]["partitions"] == "monthly"
-    assert "fct_usage_daily" in assets["fct_customer_month"]["deps"]
+    # the month's usage through its summary per customer and month
+    assert "int_customer_usage_months" in assets["fct_customer_month"]["deps"]
+    assert assets["int_customer_usage_months"]["deps"] == ["fct_usage_daily"]
 
 
 def test_every_check_declares_its_severity_and_blocking_ones_are_errors(lake):

@@ -266,8 +266,8 @@ CASES = {
     "fct_customer_month:customer_month_usage_conserved": Break(
         "fct_customer_month",
         "2026-10-01",
-        "marts.fct_usage_daily",
-        copy(where(tenant_id="t3"), customer_key=None, tenant_id="t_lost", units=7),
+        "core.int_customer_usage_months",
+        copy(where(customer_key=CARL, month=OCTOBER), customer_key=None, usage_units=7),
         frozenset({"customer_month_usage_conserved"}),
     ),
     # Bob's invoice on no key: its 200.00 never joins the month's spine

@@ -11,13 +11,15 @@
 -- segment, region, owner_name and plan_code are as of the month's last instant (an
 -- effective-dated interval join on the customer versions; the plan from int_customer_months),
 -- never today's values.
--- usage_units and billed_usage_units are exact sums in decimal(38, 0) (never a 64-bit overflow).
+-- Usage measures come from int_customer_usage_months (the daily fact summed per customer and
+-- month). usage_units and billed_usage_units are exact sums in decimal(38, 0) (never a 64-bit
+-- overflow).
 -- A month with nothing has measures 0; a month holding a document without an FX rate has null
 -- money measures (and fails the fx_rates_available check) rather than a wrong number.
 with
 
-fct_usage_daily as (
-    select * from fct_usage_daily
+int_customer_usage_months as (
+    select * from int_customer_usage_months
 ),
 
 int_billing_documents_resolved as (
@@ -43,15 +45,8 @@ spine as (
 ),
 
 usage_per_month as (
-    select
-        date_trunc('month', usage_date)::date as month,
-        customer_key,
-        sum(events)::bigint as usage_events,
-        sum(units)::decimal(38, 0) as usage_units,
-        count(distinct usage_date)::bigint as active_days,
-        count(distinct product)::bigint as products_used
-    from fct_usage_daily
-    group by all
+    select * from int_customer_usage_months
+    where month >= $window_start and month < $window_end
 ),
 
 billing_per_month as (

@@ -459,15 +459,14 @@ def test_fct_customer_month_spans_first_activity_to_the_end_month_with_month_end
     window = (day("2026-09-01"), day("2026-12-01"))
     # the customers with usage in each month, every month built (the spine reads them all)
     usage_months = run_model(
-        "int_customer_usage_months",
-        {"fct_usage_daily": [{k: r[k] for k in ("usage_date", "customer_key")} for r in daily]},
-        (day("2026-08-01"), window[1]),
+        "int_customer_usage_months", {"fct_usage_daily": daily}, (day("2026-08-01"), window[1])
     )
-    assert [(r["month"], r["customer_key"], r["active_days"]) for r in usage_months] == [
-        (day("2026-08-01"), "ka", 1),
-        (day("2026-09-01"), "ka", 1),
-        (day("2026-10-01"), "ka", 1),  # two products on one day: one active day
-        (day("2026-10-01"), "kb", 1),
+    # (month, customer, events, units, active days, products)
+    assert [tuple(r.values()) for r in usage_months] == [
+        (day("2026-08-01"), "ka", 1, 1, 1, 1),
+        (day("2026-09-01"), "ka", 2, 10, 1, 1),
+        (day("2026-10-01"), "ka", 2, 6, 1, 2),  # two products on one day: one active day
+        (day("2026-10-01"), "kb", 3, 30, 1, 1),
     ]
     spine = run_model(
         "int_customer_months",
@@ -493,7 +492,7 @@ def test_fct_customer_month_spans_first_activity_to_the_end_month_with_month_end
     rows = run_model(
         "fct_customer_month",
         {
-            "fct_usage_daily": daily,
+            "int_customer_usage_months": usage_months,
             "int_billing_documents_resolved": documents,
             "int_customer_months": spine,
             "dim_customer": [

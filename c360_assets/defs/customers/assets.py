@@ -7,8 +7,9 @@
 - ``marts.dim_customer``: SCD2 rebuilt from every CRM version, plus billing-only customers and
   the 'unknown' member. A build that changes any version reports the earliest month it touches,
   so the monthly facts are rebuilt from there on.
-- ``core.int_customer_usage_months``: the customers with usage in each month (monthly
-  partitions), so the full-history read below is a file a month, not a file a day.
+- ``core.int_customer_usage_months``: usage per customer and month (monthly partitions):
+  the usage measures of the customer-month fact, and the first and latest months of usage the
+  spine reads (a file a month, not a file a day).
 - ``core.int_customer_months``: the rows of the monthly facts (first activity through the global
   end month) and each customer's plan at the month's last instant; monthly partitions.
 - ``marts.fct_customer_month``: monthly partitions; attributes as of each month's last instant.
@@ -37,7 +38,7 @@ DIM_CUSTOMER = "marts.dim_customer"
 CUSTOMER_MONTHS = "core.int_customer_months"
 CUSTOMER_USAGE_MONTHS = "core.int_customer_usage_months"
 USAGE_DAILY = "marts.fct_usage_daily"
-# what fct_customer_month reads of the daily usage fact (empty before the first usage lands)
+# what int_customer_usage_months reads of the daily usage fact (empty before the first usage)
 USAGE_DAILY_SCHEMA = pa.schema(
     [
         ("usage_date", pa.date32()),
@@ -126,7 +127,7 @@ MODELS = (
             "fct_usage_daily": Read(
                 USAGE_DAILY,
                 "usage_date",
-                columns=("usage_date", "customer_key"),
+                columns=tuple(USAGE_DAILY_SCHEMA.names),
                 missing_as=USAGE_DAILY_SCHEMA,
             ),
         },
@@ -159,12 +160,7 @@ MODELS = (
         layer="marts",
         domain=DOMAIN,
         reads={
-            "fct_usage_daily": Read(
-                USAGE_DAILY,
-                "usage_date",
-                columns=tuple(USAGE_DAILY_SCHEMA.names),
-                missing_as=USAGE_DAILY_SCHEMA,
-            ),
+            "int_customer_usage_months": Read(CUSTOMER_USAGE_MONTHS, "month"),
             "int_billing_documents_resolved": Read(DOCUMENTS),
             "int_customer_months": Read(CUSTOMER_MONTHS, "month"),
             "dim_customer": Read(DIM_CUSTOMER),
@@ -176,7 +172,8 @@ MODELS = (
             CUSTOMER_KEYS_RESOLVE,
             SqlCheck(
                 "customer_month_usage_conserved",
-                "usage events and units per month equal marts.fct_usage_daily",
+                "usage events and units per customer and month equal "
+                "core.int_customer_usage_months (marts.fct_usage_daily summed per month)",
             ),
             SqlCheck(
                 "customer_month_money_conserved",

@@ -1,38 +1,47 @@
--- Violations: months of the window where the customer-month fact's usage_events or usage_units,
--- summed over customers, differ from marts.fct_usage_daily for the same month.
+-- Violations: (month, customer_key) of the window whose usage_events or usage_units in the
+-- customer-month fact differ from core.int_customer_usage_months (the daily fact summed per
+-- customer and month): usage of a customer missing from the spine, or carried with other numbers.
+-- A customer key is compared as text with nulls equal, so usage on no key is a violation too.
 with
 
-daily as (
-    select
-        date_trunc('month', usage_date)::date as month,
-        sum(events) as usage_events,
-        sum(units) as usage_units
-    from fct_usage_daily
-    group by all
-),
-
-monthly as (
+usage_months as (
     select
         month,
-        sum(usage_events) as usage_events,
-        sum(usage_units) as usage_units
+        customer_key,
+        usage_events,
+        usage_units
+    from int_customer_usage_months
+    where usage_events <> 0 or usage_units <> 0
+),
+
+fact_usage as (
+    select
+        month,
+        customer_key,
+        usage_events,
+        usage_units
     from model_output
-    group by all
+    where usage_events <> 0 or usage_units <> 0
 ),
 
 final as (
     select
-        coalesce(daily.month, monthly.month) as month,
-        daily.usage_events as daily_events,
-        monthly.usage_events as monthly_events,
-        daily.usage_units as daily_units,
-        monthly.usage_units as monthly_units
-    from daily
-    full outer join monthly
-        on daily.month = monthly.month
+        coalesce(usage_months.month, fact_usage.month) as month,
+        coalesce(usage_months.customer_key, fact_usage.customer_key) as customer_key,
+        usage_months.usage_events as summed_events,
+        fact_usage.usage_events as fact_events,
+        usage_months.usage_units as summed_units,
+        fact_usage.usage_units as fact_units
+    from usage_months
+    full outer join fact_usage
+        on
+            usage_months.month = fact_usage.month
+            and usage_months.customer_key is not distinct from fact_usage.customer_key
     where
-        coalesce(daily.usage_events, 0) <> coalesce(monthly.usage_events, 0)
-        or coalesce(daily.usage_units, 0) <> coalesce(monthly.usage_units, 0)
+        usage_months.month is null
+        or fact_usage.month is null
+        or usage_months.usage_events <> fact_usage.usage_events
+        or usage_months.usage_units <> fact_usage.usage_units
 )
 
 select * from final
