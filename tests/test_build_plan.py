@@ -1,6 +1,7 @@
 """How a build is cut into commits, on a real embedded lakehouse (SQLite catalog, local
-warehouse, DuckDB): the windows of a partitioned model's steps (lib/models.py) and the plan of a
-series-local rebuild (lib/incremental.py), with hand-worked values. No Dagster run."""
+warehouse, DuckDB): the windows of a partitioned model's steps (lib/models.py), the plan of a
+series-local rebuild (lib/incremental.py) and a table's row count (lib/tablestats.py), with
+hand-worked values. No Dagster run."""
 
 import datetime as dt
 import hashlib
@@ -18,6 +19,7 @@ from c360_assets.lib.models import (
     whole_table_steps,
 )
 from c360_assets.lib.sqlmodel import Read, between, connect, sql_text
+from c360_assets.lib.tablestats import table_row_count
 from resources.lakehouse import ALL_ROWS, LakehouseResource
 
 DAILY = "core.daily_units"  # (usage_date, k, units), identity-partitioned by usage_date
@@ -280,3 +282,17 @@ def test_an_unpartitioned_model_is_rewritten_only_when_an_input_changed(lakehous
     write(lakehouse, raw, [("date '2026-10-06'", "'EUR'")], "rate_date, currency")
     (changed,), _ = whole_table_steps(lakehouse, rates, full_requested=False)
     assert changed.properties != step.properties
+
+
+def test_a_row_count_is_the_snapshot_summary_total_after_appends_replaces_and_deletes(lakehouse):
+    def files_total() -> int:
+        return sum(t.file.record_count for t in lakehouse.load(DAILY).scan().plan_files())
+
+    daily(lakehouse, [(1, "a", 1), (1, "b", 1), (2, "a", 1)])
+    assert table_row_count(lakehouse, DAILY) == files_total() == 3
+    daily(lakehouse, [(2, "a", 5), (2, "c", 1)], on(2))  # 10-02: 1 row replaced by 2
+    assert table_row_count(lakehouse, DAILY) == files_total() == 4
+    daily(lakehouse, [(9, "c", 1)], on(9))  # appended
+    assert table_row_count(lakehouse, DAILY) == files_total() == 5
+    lakehouse.load(DAILY).delete(on(1))  # 10-01's two rows
+    assert table_row_count(lakehouse, DAILY) == files_total() == 3
