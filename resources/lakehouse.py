@@ -374,6 +374,24 @@ class LakehouseResource(dg.ConfigurableResource):
             row_filter=row_filter, selected_fields=columns, snapshot_id=snapshot_id
         ).to_arrow()
 
+    def table_property(self, identifier: str, name: str) -> str | None:
+        """A property of the table (None: no such property, or no such table)."""
+        if not self.table_exists(identifier):
+            return None
+        return self.load(identifier).properties.get(name)
+
+    def set_table_property(self, identifier: str, name: str, value: str) -> None:
+        """Set a property of the table, again after a concurrent commit (a property update
+        conflicts with no data commit, only with the catalog's compare-and-swap)."""
+        for attempt in range(5):
+            try:
+                with self.load(identifier).transaction() as tx:
+                    tx.set_properties({name: value})
+                return
+            except CommitFailedException:
+                if attempt == 4:
+                    raise
+
     def current_snapshot_id(self, identifier: str) -> int | None:
         if not self.table_exists(identifier):
             return None

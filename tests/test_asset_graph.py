@@ -50,6 +50,7 @@ def test_every_check_declares_its_severity_and_blocking_ones_are_errors(lake):
         "billing_documents_conserved",
         "customer_keys_resolve",
         "customer_month_usage_conserved",
+        "customer_usage_months_conserved",
         "customer_month_money_conserved",
         "fx_rates_available",
         "dim_customer_windows_do_not_overlap",
@@ -57,5 +58,5 @@ def test_every_check_declares_its_severity_and_blocking_ones_are_errors(lake):
         "dim_customer_windows_chain",
         "reconciliation_rows_match_customer_month",
     }
-    # a grain per model, rows_conserved per source, 11 others (customer_keys_resolve on two facts)
-    assert len(blocking) == 24 + 9 + 11
+    # a grain per model, rows_conserved per source, 12 others (customer_keys_resolve on two facts)
+    assert len(blocking) == 24 + 9 + 12

@@ -8,6 +8,7 @@ import hashlib
 
 import pytest
 from pyiceberg.expressions import BooleanExpression
+from pyiceberg.table import DataScan
 
 from c360_assets.definitions import all_models
 from c360_assets.lib import incremental
@@ -18,7 +19,7 @@ from c360_assets.lib.models import (
     step_windows,
     whole_table_steps,
 )
-from c360_assets.lib.sqlmodel import Read, between, connect, sql_text
+from c360_assets.lib.sqlmodel import Read, between, connect, files_by_date, sql_text
 from c360_assets.lib.tablestats import table_row_count
 from resources.lakehouse import ALL_ROWS, LakehouseResource
 
@@ -181,7 +182,7 @@ def test_a_changed_day_rewrites_its_series_on_the_days_whose_baseline_holds_it(b
     }
 
 
-def test_only_the_days_the_commits_since_the_watermark_touched_are_compared(built):
+def test_only_the_days_the_commits_since_the_watermark_touched_are_compared(built, monkeypatch):
     before = built.current_snapshot_id(DAILY)
     daily(built, [(2, "a", 5)], on(2))  # 10-02 replaced: a file removed, one added
     middle = built.current_snapshot_id(DAILY)
@@ -205,8 +206,21 @@ def test_only_the_days_the_commits_since_the_watermark_touched_are_compared(buil
     # not an ancestor: no chain of commits to read
     assert incremental.committed_days(table, "usage_date", now, before) is None
     read = READS[0]
+    # the snapshots' files are listed for those days only (the row filter of each listing)
+    filters = []
+
+    def listed(table, column, row_filter, snapshot_id=None):
+        filters.append(str(row_filter))
+        return files_by_date(table, column, row_filter, snapshot_id)
+
+    monkeypatch.setattr(incremental, "files_by_date", listed)
     days, keys = incremental.changed_input(built, read, before, now, ("k",))
     assert (days, sorted(keys.column("k").to_pylist())) == ({OCT[2], OCT[3], OCT[9]}, list("abc"))
+    assert len(filters) == 2  # before and now
+    for text in filters:
+        assert all(OCT[d].isoformat() in text for d in (2, 3, 9)), text
+        assert OCT[1].isoformat() not in text, text
+    filters.clear()
     # a snapshot in between expired: the chain is broken, so both snapshots' files are compared
     # day by day, and the rows of the same days differ
     table.maintenance.expire_snapshots().by_ids([middle]).commit()
@@ -214,6 +228,7 @@ def test_only_the_days_the_commits_since_the_watermark_touched_are_compared(buil
     assert incremental.committed_days(table, "usage_date", before, now) is None
     days, keys = incremental.changed_input(built, read, before, now, ("k",))
     assert (days, sorted(keys.column("k").to_pylist())) == ({OCT[2], OCT[3], OCT[9]}, list("abc"))
+    assert filters == [str(ALL_ROWS)] * 2  # every file of both snapshots
 
 
 def test_run_days_are_rebuilt_in_full_when_they_cannot_be_patched(built):
@@ -284,15 +299,22 @@ def test_an_unpartitioned_model_is_rewritten_only_when_an_input_changed(lakehous
     assert changed.properties != step.properties
 
 
-def test_a_row_count_is_the_snapshot_summary_total_after_appends_replaces_and_deletes(lakehouse):
+def test_a_row_count_is_the_snapshot_summary_total_after_appends_replaces_and_deletes(
+    lakehouse, monkeypatch
+):
     def files_total() -> int:
         return sum(t.file.record_count for t in lakehouse.load(DAILY).scan().plan_files())
 
+    def summary_total() -> int:  # the count without listing a file
+        with monkeypatch.context() as patched:
+            patched.setattr(DataScan, "plan_files", None)
+            return table_row_count(lakehouse, DAILY)
+
     daily(lakehouse, [(1, "a", 1), (1, "b", 1), (2, "a", 1)])
-    assert table_row_count(lakehouse, DAILY) == files_total() == 3
+    assert summary_total() == files_total() == 3
     daily(lakehouse, [(2, "a", 5), (2, "c", 1)], on(2))  # 10-02: 1 row replaced by 2
-    assert table_row_count(lakehouse, DAILY) == files_total() == 4
+    assert summary_total() == files_total() == 4
     daily(lakehouse, [(9, "c", 1)], on(9))  # appended
-    assert table_row_count(lakehouse, DAILY) == files_total() == 5
+    assert summary_total() == files_total() == 5
     lakehouse.load(DAILY).delete(on(1))  # 10-01's two rows
-    assert table_row_count(lakehouse, DAILY) == files_total() == 3
+    assert summary_total() == files_total() == 3

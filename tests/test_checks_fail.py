@@ -390,9 +390,30 @@ def test_a_stored_duplicate_fails_the_grain_check(base, name: str):
         rollback(lakehouse, model.table, before)
     assert not results[GRAIN].passed
     assert results[GRAIN].metadata["violations"].value == 1
-    # the daily fact's duplicate also adds units that staging does not hold
-    also = {"usage_units_conserved"} if name == "fct_usage_daily" else set()
+    # the daily fact's duplicate also adds units that staging does not hold, the usage months'
+    # units that the daily fact does not
+    also = {
+        "fct_usage_daily": {"usage_units_conserved"},
+        "int_customer_usage_months": {"customer_usage_months_conserved"},
+    }.get(name, set())
     assert {r.check_name for r in results.values() if not r.passed} == {GRAIN} | also
+
+
+def test_a_stored_usage_month_that_differs_from_the_daily_fact_fails_its_check(base):
+    """The summary sums the daily fact by a group by of its grain, so no input breaks it; a
+    stored month that no longer matches the fact (edited, or written by a wrong SQL) fails its
+    check when it is re-run on the table (as `c360 close-month` and an unchanged build do)."""
+    lakehouse, model = base.lakehouse, MODELS["int_customer_usage_months"]
+    before = lakehouse.current_snapshot_id(model.table)
+    rewrite(lakehouse, model.table, change(where(customer_key=CARL, month=OCTOBER), usage_units=99))
+    try:
+        october = (OCTOBER, dt.date(2026, 11, 1))
+        results = {r.check_name: r for r in check_stored_partition(lakehouse, model, october)}
+    finally:
+        rollback(lakehouse, model.table, before)
+    failing = {name for name, result in results.items() if not result.passed}
+    assert failing == {"customer_usage_months_conserved"}
+    assert results["customer_usage_months_conserved"].metadata["violations"].value == 1
 
 
 def test_c360_run_exits_non_zero_when_rows_conserved_fails(lake, monkeypatch, capsys):

@@ -6,6 +6,9 @@ spine never loses a customer whose usage is all in months that run does not rebu
 import datetime as dt
 import hashlib
 
+from pyiceberg.expressions import EqualTo
+
+from c360_assets.lib.models import COMPLETE
 from tests.records import billing_customer, event
 
 USAGE_MONTHS = "core.int_customer_usage_months"
@@ -73,3 +76,21 @@ def test_a_lakehouse_built_before_the_usage_months_gets_every_month_on_its_next_
     # January is back although the run built March only: EARLY keeps its March row
     assert usage_months(lake) == sorted([(JAN, EARLY, 2), (MAR, LATE, 2)])
     assert spine(lake) == expected_spine
+    # marked complete after its last commit: the next builds write their own months only
+    assert lake.lakehouse.table_property(USAGE_MONTHS, COMPLETE) == "true"
+
+    # a first build that stopped between its commits: January missing, no mark
+    table = lake.lakehouse.load(USAGE_MONTHS)
+    table.delete(EqualTo("month", JAN.isoformat()))
+    with table.transaction() as tx:
+        tx.remove_properties(COMPLETE)
+    lake.drop(
+        "usage_events",
+        "u3.jsonl",
+        [event(event_id="e6", tenant_id="t2", occurred_at="2026-03-07T10:00:00Z")],
+    )
+    report = lake.run()
+    assert sorted(report.rebuilt["monthly"]) == ["2026-03-01"], report.rebuilt
+    assert usage_months(lake) == sorted([(JAN, EARLY, 2), (MAR, LATE, 3)])
+    assert spine(lake) == expected_spine
+    assert lake.lakehouse.table_property(USAGE_MONTHS, COMPLETE) == "true"

@@ -102,20 +102,25 @@ def _files_by_day(
 
 
 def committed_days(table: Table, column: str, before: int, now: int) -> set[dt.date] | None:
-    """The values of ``column`` (a date the table is identity-partitioned by) of every file the
-    snapshots after ``before`` up to ``now`` added or removed, read from the manifests each of
-    them wrote (a commit's own entries, not the table's whole file list); None when ``now`` does
-    not descend from ``before`` through snapshots that still exist, or a manifest was written
-    with another partition spec (then only comparing the two snapshots' files tells)."""
+    """The values of ``column`` (a date the table is identity-partitioned by) of every data file
+    the snapshots after ``before`` up to ``now`` added or removed, read from the manifests each
+    of them wrote (a commit's own entries, not the table's whole file list); None when ``now``
+    does not descend from ``before`` through snapshots that still exist (found from the table's
+    metadata before any manifest is read), or a manifest was written with another partition
+    spec: then only comparing the two snapshots' files tells."""
     position = identity_position(table, column)
     if position is None:
         return None
-    days: set[dt.date] = set()
+    chain = []
     snapshot_id: int | None = now
     while snapshot_id != before:
         snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else None
         if snapshot is None:
             return None
+        chain.append(snapshot)
+        snapshot_id = snapshot.parent_snapshot_id
+    days: set[dt.date] = set()
+    for snapshot in chain:
         for manifest in snapshot.manifests(table.io):
             if manifest.added_snapshot_id != snapshot.snapshot_id:
                 continue  # carried over from an earlier commit
@@ -126,7 +131,6 @@ def committed_days(table: Table, column: str, before: int, now: int) -> set[dt.d
                     continue  # a rewritten manifest's unchanged file
                 value = entry.data_file.partition[position]
                 days.add(EPOCH + dt.timedelta(days=value) if isinstance(value, int) else value)
-        snapshot_id = snapshot.parent_snapshot_id
     return days
 
 

@@ -68,6 +68,9 @@ def check_spec(
     )
 
 
+# the table property a complete_on_first_build model's table carries once every partition has
+# been built (see ``every_partition_due``)
+COMPLETE = "c360.every-partition-built"
 # a build step reads at most this many rows of its windowed inputs, unless one partition holds
 # more: adjacent small partitions are built and committed together (see ``step_windows``)
 MAX_STEP_ROWS = 1_000_000
@@ -342,6 +345,15 @@ def check_stored_partition(
         return run_checks(session, model)
 
 
+def every_partition_due(lakehouse: LakehouseResource, model: Model) -> bool:
+    """Whether a ``complete_on_first_build`` model's build must write every partition: its
+    table does not exist, or its first build stopped before its last commit (the table property
+    ``COMPLETE`` is set only after that commit)."""
+    if not model.complete_on_first_build:
+        return False
+    return lakehouse.table_property(model.table, COMPLETE) != "true"
+
+
 def build_window(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource, model: Model
 ) -> tuple[dt.date, dt.date] | None:
@@ -351,7 +363,7 @@ def build_window(
     if not model.partitioning:
         return None
     start, end = window_of(context)
-    if model.complete_on_first_build and not lakehouse.table_exists(model.table):
+    if every_partition_due(lakehouse, model):
         first, final = bounds(model.partitioning)
         context.log.info(f"{model.table}: first build, every partition from {first} to {final}")
         return min(start, first), max(end, advance(final, model.partitioning))
@@ -789,6 +801,7 @@ def build_model_asset(model: Model, ownership: Ownership | None = None) -> dg.As
             with ExitStack() as whole:
                 if not partition_local(model):  # planned from the table's state: one at a time
                     whole.enter_context(lakehouse.lease(model.table, on_wait=context.log.info))
+                every_partition = every_partition_due(lakehouse, model)
                 steps, extra = build_steps(context, lakehouse, model)
                 rows, per_chunk = 0, []
                 for step in steps:
@@ -803,6 +816,9 @@ def build_model_asset(model: Model, ownership: Ownership | None = None) -> dg.As
                     context.log.info(
                         f"{model.table}: wrote {written} rows for {what} {step.window or 'all'}"
                     )
+                if every_partition and lakehouse.table_exists(model.table):
+                    # its last commit is in: later builds write their own partitions only
+                    lakehouse.set_table_property(model.table, COMPLETE, "true")
             if not per_chunk:  # nothing changed that this build depends on
                 stored = window_of(context) if model.partitioning else None
                 per_chunk.append(check_stored_partition(lakehouse, model, stored))

@@ -134,6 +134,12 @@ MODELS = (
         grain=("month", "customer_key"),
         partitioning="monthly",
         partition_column="month",
+        checks=(
+            SqlCheck(
+                "customer_usage_months_conserved",
+                "usage events and units per month equal marts.fct_usage_daily",
+            ),
+        ),
         # int_customer_months reads every month of it: a lakehouse built before this model
         # gets all its months on the first run
         complete_on_first_build=True,
