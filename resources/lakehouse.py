@@ -59,6 +59,11 @@ TABLE_PROPERTIES = {
     # the metadata log keeps the last 10 metadata files (not 100): older ones are orphans that
     # `c360 maintain` removes, so a table's metadata files stay few however often it is written
     "write.metadata.previous-versions-max": "10",
+    # a commit that adds files merges the table's manifests once it holds 16 (one per commit
+    # otherwise): a plan or a commit reads the manifest list, and a table of daily partitions
+    # written every day would hold one more manifest each day (a year: 365)
+    TableProperties.MANIFEST_MERGE_ENABLED: "true",
+    TableProperties.MANIFEST_MIN_MERGE_COUNT: "16",
 }
 # Columns masked for BI users (c360_assets/tools/stack_templates/rules.json): their values never
 # go into table metadata. Iceberg keeps per-file bounds of every column in the manifests, which
@@ -145,7 +150,8 @@ def _unmeasured(schema: pa.Schema) -> dict[str, str]:
 
 def _add_files(tx: Transaction, table: Table, uris: list[str], properties: dict[str, str]) -> None:
     """``tx.add_files`` (the statistics of each file read from its Parquet footer, by the table's
-    metrics modes), with each data file's sort order stated: pyiceberg 0.12 leaves
+    metrics modes) as a merging append (the table's manifests merged by its properties, see
+    ``TABLE_PROPERTIES``), with each data file's sort order stated: pyiceberg 0.12 leaves
     ``sort_order_id`` null, which the spec allows but Trino 476's "$entries" cannot read
     (trinodb/trino#29211, fixed after 480). The table's files are unsorted or in its default order.
     """
@@ -153,7 +159,7 @@ def _add_files(tx: Transaction, table: Table, uris: list[str], properties: dict[
         mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
         tx.set_properties({TableProperties.DEFAULT_NAME_MAPPING: mapping})
     order = tx.table_metadata.default_sort_order_id
-    with tx.update_snapshot(snapshot_properties=properties).fast_append() as append:
+    with tx.update_snapshot(snapshot_properties=properties).merge_append() as append:
         for uri in uris:
             data_file = parquet_file_to_data_file(table.io, tx.table_metadata, uri)
             data_file[_SORT_ORDER_ID] = order

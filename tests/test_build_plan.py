@@ -318,3 +318,17 @@ def test_a_row_count_is_the_snapshot_summary_total_after_appends_replaces_and_de
     assert summary_total() == files_total() == 5
     lakehouse.load(DAILY).delete(on(1))  # 10-01's two rows
     assert summary_total() == files_total() == 3
+
+
+def test_a_table_written_day_by_day_keeps_few_manifests_and_its_commits_readable(lakehouse):
+    snapshots = {}
+    for d in range(1, 21):
+        daily(lakehouse, [(d, "a", d)], on(d))
+        snapshots[d] = lakehouse.current_snapshot_id(DAILY)
+    table = lakehouse.load(DAILY)
+    # one manifest per commit unless merged: the table property merges them at 16
+    assert len(table.current_snapshot().manifests(table.io)) < 16
+    assert table_row_count(lakehouse, DAILY) == 20
+    # the commits after day 10's, across the merges: days 11..20 (merged entries are EXISTING)
+    found = incremental.committed_days(table, "usage_date", snapshots[10], snapshots[20])
+    assert found == {OCT[d] for d in range(11, 21)}
