@@ -382,9 +382,10 @@ class LakehouseResource(dg.ConfigurableResource):
 
     def table_property(self, identifier: str, name: str) -> str | None:
         """A property of the table (None: no such property, or no such table)."""
-        if not self.table_exists(identifier):
+        try:
+            return self.load(identifier).properties.get(name)
+        except NoSuchTableError:
             return None
-        return self.load(identifier).properties.get(name)
 
     def set_table_property(self, identifier: str, name: str, value: str) -> None:
         """Set a property of the table, again after a concurrent commit (a property update

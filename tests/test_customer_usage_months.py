@@ -4,20 +4,14 @@ month). A lakehouse built before the table existed gets every month of it on its
 spine never loses a customer whose usage is all in months that run does not rebuild."""
 
 import datetime as dt
-import hashlib
 
 from pyiceberg.expressions import EqualTo
 
 from c360_assets.lib.models import COMPLETE
+from tests.models.given import key
 from tests.records import billing_customer, event
 
 USAGE_MONTHS = "core.int_customer_usage_months"
-
-
-def key(natural: str) -> str:
-    return hashlib.md5(natural.encode()).hexdigest()[:16]
-
-
 EARLY = key("billing:cus_1")  # tenant t1: usage in January only
 LATE = key("billing:cus_2")  # tenant t2: usage in March only
 JAN, FEB, MAR = dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)
@@ -31,6 +25,19 @@ def usage_months(lake) -> list[tuple]:
 def spine(lake) -> list[tuple]:
     rows = lake.rows("core.int_customer_months", ("month", "customer_key"))
     return [(r["month"], r["customer_key"]) for r in rows]
+
+
+def run_after_late_event(lake, number: int, occurred_at: str) -> None:
+    """Land one more event of t2 (file ``late<number>.jsonl``, id ``late<number>``) and run:
+    the run rebuilds its month, March, alone."""
+    event_id = f"late{number}"
+    lake.drop(
+        "usage_events",
+        f"{event_id}.jsonl",
+        [event(event_id=event_id, tenant_id="t2", occurred_at=occurred_at)],
+    )
+    report = lake.run()
+    assert sorted(report.rebuilt["monthly"]) == ["2026-03-01"], report.rebuilt
 
 
 def test_a_lakehouse_built_before_the_usage_months_gets_every_month_on_its_next_run(lake):
@@ -66,13 +73,7 @@ def test_a_lakehouse_built_before_the_usage_months_gets_every_month_on_its_next_
     # a lakehouse upgraded from a release without the table: it has every other table
     lake.lakehouse.catalog.drop_table(USAGE_MONTHS)
     # a late event in March: the run rebuilds March, whose spine reads every month of usage
-    lake.drop(
-        "usage_events",
-        "u2.jsonl",
-        [event(event_id="e5", tenant_id="t2", occurred_at="2026-03-06T10:00:00Z")],
-    )
-    report = lake.run()
-    assert sorted(report.rebuilt["monthly"]) == ["2026-03-01"], report.rebuilt
+    run_after_late_event(lake, 1, "2026-03-06T10:00:00Z")
     # January is back although the run built March only: EARLY keeps its March row
     assert usage_months(lake) == sorted([(JAN, EARLY, 2), (MAR, LATE, 2)])
     assert spine(lake) == expected_spine
@@ -84,13 +85,7 @@ def test_a_lakehouse_built_before_the_usage_months_gets_every_month_on_its_next_
     table.delete(EqualTo("month", JAN.isoformat()))
     with table.transaction() as tx:
         tx.remove_properties(COMPLETE)
-    lake.drop(
-        "usage_events",
-        "u3.jsonl",
-        [event(event_id="e6", tenant_id="t2", occurred_at="2026-03-07T10:00:00Z")],
-    )
-    report = lake.run()
-    assert sorted(report.rebuilt["monthly"]) == ["2026-03-01"], report.rebuilt
+    run_after_late_event(lake, 2, "2026-03-07T10:00:00Z")
     assert usage_months(lake) == sorted([(JAN, EARLY, 2), (MAR, LATE, 3)])
     assert spine(lake) == expected_spine
     assert lake.lakehouse.table_property(USAGE_MONTHS, COMPLETE) == "true"

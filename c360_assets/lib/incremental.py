@@ -35,12 +35,12 @@ from pyiceberg.manifest import ManifestEntryStatus
 from pyiceberg.table import Table
 
 from c360_assets.lib.sqlmodel import (
-    EPOCH,
     Read,
     connect,
     files_by_date,
     files_relation,
     identity_position,
+    partition_value,
 )
 from resources.lakehouse import ALL_ROWS, DataFiles, LakehouseResource
 
@@ -129,8 +129,7 @@ def committed_days(table: Table, column: str, before: int, now: int) -> set[dt.d
             for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
                 if entry.status == ManifestEntryStatus.EXISTING:
                     continue  # a rewritten manifest's unchanged file
-                value = entry.data_file.partition[position]
-                days.add(EPOCH + dt.timedelta(days=value) if isinstance(value, int) else value)
+                days.add(partition_value(entry.data_file.partition[position]))
     return days
 
 

@@ -43,8 +43,8 @@ from pyiceberg.transforms import IdentityTransform
 
 from c360_assets.lib.incremental import WATERMARK
 from c360_assets.lib.ingest import LANDING_FILES_TABLE
-from c360_assets.lib.sqlmodel import Read, between, open_model_session
-from c360_assets.lib.tablestats import TableStats, partition_value, table_files
+from c360_assets.lib.sqlmodel import Read, between, open_model_session, partition_value
+from c360_assets.lib.tablestats import TableStats, table_files
 from resources.lakehouse import ALL_ROWS, NAMESPACES, LakehouseResource
 from resources.trino import TrinoResource
 

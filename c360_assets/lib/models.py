@@ -182,6 +182,8 @@ class Model:
             refuse("rebuild_ahead, series and complete_on_first_build need a partitioned model")
         if self.after_write is not None and self.partitioning is not None:
             refuse("a change report (after_write) belongs to an unpartitioned model")
+        if self.series and self.complete_on_first_build:
+            refuse("complete_on_first_build writes whole partitions: a series build patches them")
         if self.series and any(i.materialized == "temp_table" for i in self.intermediates):
             refuse("a series build narrows its inputs after the session opens: views only")
         if self.name in {i.name for i in self.intermediates}:
@@ -355,15 +357,15 @@ def every_partition_due(lakehouse: LakehouseResource, model: Model) -> bool:
 
 
 def build_window(
-    context: dg.AssetExecutionContext, lakehouse: LakehouseResource, model: Model
+    context: dg.AssetExecutionContext, model: Model, every_partition: bool = False
 ) -> tuple[dt.date, dt.date] | None:
     """The dates a build covers: the run's partitions plus up to ``rebuild_ahead`` partitions
     after them that are already built (one never built gets its baseline when it is built);
-    every partition that exists when a ``complete_on_first_build`` model has no table yet."""
+    with ``every_partition`` (``every_partition_due``), every partition that exists."""
     if not model.partitioning:
         return None
     start, end = window_of(context)
-    if every_partition_due(lakehouse, model):
+    if every_partition:
         first, final = bounds(model.partitioning)
         context.log.info(f"{model.table}: first build, every partition from {first} to {final}")
         return min(start, first), max(end, advance(final, model.partitioning))
@@ -466,18 +468,20 @@ def patch_sql(sql: str, series: tuple[str, ...]) -> str:
 
 
 def build_steps(
-    context: dg.AssetExecutionContext, lakehouse: LakehouseResource, model: Model
+    context: dg.AssetExecutionContext,
+    lakehouse: LakehouseResource,
+    model: Model,
+    every_partition: bool = False,
 ) -> tuple[list[Step], dict]:
     """The commits of one build (adjacent partitions together up to MAX_STEP_ROWS input rows:
     memory is bounded by that or the largest partition, not by the range) and metadata
-    describing the plan."""
+    describing the plan; ``every_partition``: see ``build_window``."""
     full_requested = context.run.tags.get(incremental.FULL_TAG) == "full"
     if model.partitioning is None:
         return whole_table_steps(lakehouse, model, full_requested)
     if not model.series:
-        return [
-            Step(w) for w in step_windows(lakehouse, model, build_window(context, lakehouse, model))
-        ], {}
+        window = build_window(context, model, every_partition)
+        return [Step(w) for w in step_windows(lakehouse, model, window)], {}
     start, end = window_of(context)
     run_days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
     materialized = {
@@ -496,9 +500,7 @@ def build_steps(
         full_requested=full_requested,
     )
     if plan.mode == "no watermark":  # the run's days and the days ahead, in full
-        steps = [
-            Step(w) for w in step_windows(lakehouse, model, build_window(context, lakehouse, model))
-        ]
+        steps = [Step(w) for w in step_windows(lakehouse, model, build_window(context, model))]
     else:
         days = [(day, day + dt.timedelta(days=1)) for day in plan.full_days]
         rows = rows_per_partition(lakehouse, model, (days[0][0], days[-1][1])) if days else {}
@@ -802,7 +804,7 @@ def build_model_asset(model: Model, ownership: Ownership | None = None) -> dg.As
                 if not partition_local(model):  # planned from the table's state: one at a time
                     whole.enter_context(lakehouse.lease(model.table, on_wait=context.log.info))
                 every_partition = every_partition_due(lakehouse, model)
-                steps, extra = build_steps(context, lakehouse, model)
+                steps, extra = build_steps(context, lakehouse, model, every_partition)
                 rows, per_chunk = 0, []
                 for step in steps:
                     with ExitStack() as held:
@@ -816,8 +818,8 @@ def build_model_asset(model: Model, ownership: Ownership | None = None) -> dg.As
                     context.log.info(
                         f"{model.table}: wrote {written} rows for {what} {step.window or 'all'}"
                     )
-                if every_partition and lakehouse.table_exists(model.table):
-                    # its last commit is in: later builds write their own partitions only
+                if every_partition:  # its last commit is in (the window held a partition,
+                    # so the write made the table): later builds write their own partitions only
                     lakehouse.set_table_property(model.table, COMPLETE, "true")
             if not per_chunk:  # nothing changed that this build depends on
                 stored = window_of(context) if model.partitioning else None

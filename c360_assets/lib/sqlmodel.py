@@ -279,6 +279,15 @@ def identity_position(table: Table, column: str) -> int | None:
     return None
 
 
+def partition_value(value: object) -> dt.date:
+    """An identity partition value of a date column as a date (Iceberg stores days since 1970)."""
+    if isinstance(value, int):
+        return EPOCH + dt.timedelta(days=value)
+    if isinstance(value, dt.date):
+        return value
+    raise TypeError(f"not the partition value of a date column: {value!r}")
+
+
 def files_by_date(
     table: Table,
     column: str,
@@ -293,8 +302,7 @@ def files_by_date(
         return None
     found: dict[dt.date, list[DataFile]] = {}
     for task in table.scan(row_filter=row_filter, snapshot_id=snapshot_id).plan_files():
-        value = task.file.partition[position]
-        day = EPOCH + dt.timedelta(days=value) if isinstance(value, int) else value
+        day = partition_value(task.file.partition[position])
         found.setdefault(day, []).append(task.file)
     return found
 

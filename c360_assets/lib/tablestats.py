@@ -12,19 +12,8 @@ import dagster as dg
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import TOTAL_RECORDS
 
-from c360_assets.lib.sqlmodel import between
+from c360_assets.lib.sqlmodel import between, partition_value
 from resources.lakehouse import LakehouseResource
-
-EPOCH = dt.date(1970, 1, 1)
-
-
-def partition_value(value: object) -> dt.date:
-    """An identity partition value of a date column as a date (Iceberg stores days since 1970)."""
-    if isinstance(value, int):
-        return EPOCH + dt.timedelta(days=value)
-    if isinstance(value, dt.date):
-        return value
-    raise TypeError(f"not the partition value of a date column: {value!r}")
 
 
 def partition_position(table: Table, column: str) -> int:

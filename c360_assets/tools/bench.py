@@ -53,6 +53,8 @@ from c360_assets.tools.bench_spark import SPARK_CONF, task_spark
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 START = dt.date(2026, 10, 1)
+# the customer_month stage: the month's usage per customer, the spine with its plans, the fact
+CUSTOMER_MONTH_MODELS = ("int_customer_usage_months", "int_customer_months", "fct_customer_month")
 SHORT_CATALOG = "c360_bench_short"  # the short-history lake: same PostgreSQL, own catalog name
 STAGE_NAMES = (
     *("ingest_day", "build_day", "late_rebuild", "customer_month", "trino_bi_queries"),
@@ -534,8 +536,7 @@ def task_build_day(args: dict) -> dict:
 def task_customer_month(args: dict) -> dict:
     """fct_customer_month for a month, with its rows and month-end plans (int_customer_months)
     and the month's customers with usage they start from (int_customer_usage_months)."""
-    models = ("int_customer_usage_months", "int_customer_months", "fct_customer_month")
-    seconds = _materialize(models, args["month"])
+    seconds = _materialize(CUSTOMER_MONTH_MODELS, args["month"])
     from pyiceberg.expressions import EqualTo
 
     from resources.lakehouse import LakehouseResource
@@ -1025,10 +1026,7 @@ def _lake_stages(
         month=month,
         process_seconds=r["process_seconds"],
     )
-    customer_month = [
-        [name, month]
-        for name in ("int_customer_usage_months", "int_customer_months", "fct_customer_month")
-    ]
+    customer_month = [[name, month] for name in CUSTOMER_MONTH_MODELS]
     with_floor("customer_month", {"models": customer_month})
 
     # 5. late_rebuild: the late batch ingested, exactly its days and months rebuilt (c360 run)

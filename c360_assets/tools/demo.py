@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from c360_assets.defs.ingest.sources import SOURCES
 from c360_assets.lib.partitions import FIRST_DAY_ENV, FIRST_MONTH_ENV, month_of
-from c360_assets.lib.tablestats import partition_value
+from c360_assets.lib.sqlmodel import partition_value
 from c360_assets.tools.instance import ENV_FILE
 from resources.lakehouse import LakehouseResource
 
