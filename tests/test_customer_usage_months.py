@@ -77,7 +77,7 @@ def test_a_lakehouse_built_before_the_usage_months_gets_every_month_on_its_next_
     # January is back although the run built March only: EARLY keeps its March row
     assert usage_months(lake) == sorted([(JAN, EARLY, 2), (MAR, LATE, 2)])
     assert spine(lake) == expected_spine
-    # marked complete after its last commit: the next builds write their own months only
+    # marked complete after its last commit: the next builds write their own months only (below)
     assert lake.lakehouse.table_property(USAGE_MONTHS, COMPLETE) == "true"
 
     # a first build that stopped between its commits: January missing, no mark
@@ -89,3 +89,14 @@ def test_a_lakehouse_built_before_the_usage_months_gets_every_month_on_its_next_
     assert usage_months(lake) == sorted([(JAN, EARLY, 2), (MAR, LATE, 3)])
     assert spine(lake) == expected_spine
     assert lake.lakehouse.table_property(USAGE_MONTHS, COMPLETE) == "true"
+
+    # once marked, a build writes its own month only: January's files are left as they are
+    def january_files() -> set[str]:
+        scan = lake.lakehouse.load(USAGE_MONTHS).scan(row_filter=EqualTo("month", JAN.isoformat()))
+        return {task.file.file_path for task in scan.plan_files()}
+
+    before = january_files()
+    assert before
+    run_after_late_event(lake, 3, "2026-03-08T10:00:00Z")
+    assert january_files() == before
+    assert usage_months(lake) == sorted([(JAN, EARLY, 2), (MAR, LATE, 4)])

@@ -12,15 +12,8 @@ import dagster as dg
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import TOTAL_RECORDS
 
-from c360_assets.lib.sqlmodel import between, partition_value
+from c360_assets.lib.sqlmodel import between, identity_position, partition_value
 from resources.lakehouse import LakehouseResource
-
-
-def partition_position(table: Table, column: str) -> int:
-    """The position in a data file's partition tuple of the identity partition on ``column``."""
-    spec = table.specs()[table.metadata.default_spec_id]
-    source_id = table.schema().find_field(column).field_id
-    return next(i for i, f in enumerate(spec.fields) if f.source_id == source_id)
 
 
 def partition_row_counts(
@@ -28,7 +21,9 @@ def partition_row_counts(
 ) -> dict[dt.date, int]:
     """Rows per partition of ``column`` in ``window`` (end exclusive), current snapshot."""
     table = lakehouse.load(identifier)
-    position = partition_position(table, column)
+    position = identity_position(table, column)
+    if position is None:
+        raise ValueError(f"{identifier} is not partitioned by the value of {column}")
     counts: dict[dt.date, int] = {}
     for task in table.scan(row_filter=between(column, *window)).plan_files():
         day = partition_value(task.file.partition[position])
