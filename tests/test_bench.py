@@ -88,6 +88,19 @@ def test_tiny_profile_end_to_end(
     assert [(p["model"], p["partition"]) for p in late_floor["models"]["steps"]] == days + [
         (name, "2026-10-01") for name in months
     ]
+    # ... and the short history's late rebuild has its own floor: its own days, the same month
+    short_floor, long_floor = (v["floor"] for v in late["history_variants"])
+    assert long_floor == late_floor
+    short_days = [
+        (m, d) for m in ("fct_usage_daily", "usage_anomalies") for d in ("2026-10-01", "2026-10-02")
+    ]
+    assert [(p["model"], p["partition"]) for p in short_floor["models"]["steps"]] == short_days + [
+        (name, "2026-10-01") for name in months
+    ]
+    assert short_floor["seconds"] > 0 and short_floor["ingest"]["files"] == 1
+    assert stored["ratios"]["late_rebuild_floor_long_over_short_history"] == round(
+        long_floor["seconds"] / short_floor["seconds"], 2
+    )
 
     # the backfill: 10 days from 10-01 in runs of 5 days (the daily models' BackfillPolicy),
     # one at a time, then both at once, each from an empty catalog: the same rows both ways,
