@@ -132,7 +132,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _test_env(base: Path, cluster: bool) -> dict[str, str]:
+def throwaway_env(base: Path, cluster: bool) -> dict[str, str]:
     """Dirs under `base`, free ports and throw-away passwords (with characters that need
     quoting in SQL and URIs, so escaping is exercised too)."""
     extra = {}
@@ -179,7 +179,7 @@ def _session_stack(cluster: bool) -> Iterator[StackHandle]:
     handle = None
     try:
         for _ in range(PORT_ATTEMPTS):
-            overrides = _test_env(base, cluster)
+            overrides = throwaway_env(base, cluster)
             env = {**os.environ, **overrides}
             handle = StackHandle(
                 stack.StackConfig.from_env(env, cluster=cluster, workers=1), overrides

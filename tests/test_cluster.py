@@ -16,7 +16,10 @@ commit (+ e10, 7 units, and a malformed line), a metadata file missing from the 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +37,7 @@ from resources.lakehouse import LakehouseResource, MissingMetadataError
 from tests.lake import Lake
 from tests.osuser import readable_by_another_user
 from tests.records import event
-from tests.stack_fixture import StackHandle
+from tests.stack_fixture import StackHandle, throwaway_env
 from tests.test_trino_serving import ServedLake, drop_late_data, drop_september_october
 
 OCTOBER = dt.date(2026, 10, 1)
@@ -353,3 +356,29 @@ def test_down_stops_every_process(cluster: StackHandle) -> None:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
     cluster.down()  # stopping a stopped stack is harmless too
+
+
+def test_a_worker_that_cannot_start_fails_the_start_naming_it_and_its_reason() -> None:
+    """A worker whose JVM cannot start (a heap of 200 TB, more than the address space) fails
+    `up` with the worker's name and its JVM's own words; `down` then stops what did start. Its
+    own stack: the session's cluster must stay up."""
+    base = Path(tempfile.mkdtemp(prefix="c360-cluster-fail-test-"))
+    base.chmod(0o711)  # the postgres OS user traverses it (see stack_fixture.py)
+    overrides = {**throwaway_env(base, cluster=True), "C360_TRINO_WORKER_HEAP": "204800000G"}
+    config = stack.StackConfig.from_env({**os.environ, **overrides}, cluster=True, workers=1)
+
+    def states() -> dict[str, str]:
+        return {name: part["state"] for name, part in stack.processes(stack.status(config))}
+
+    try:
+        with pytest.raises(stack.StackError) as failed:
+            stack.up(config, echo=lambda line: None)
+        message = str(failed.value)
+        assert message.startswith("the trino-worker-1 process exited during start-up"), message
+        assert "Could not reserve enough space" in message, message
+        assert states()["trino-worker-1"] == "stopped", states()
+    finally:  # what did start stays up for inspection until `down`, which stops it all
+        stack.down(config, echo=lambda line: None)
+        after_down = states()
+        shutil.rmtree(base, ignore_errors=True)
+    assert set(after_down.values()) == {"stopped"}, after_down

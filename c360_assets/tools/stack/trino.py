@@ -415,10 +415,16 @@ def _wait_ready(cfg: StackConfig, echo: Echo) -> None:
     started = time.monotonic()
     last_error: str | None = "no answer from /v1/info"
     nodes = [cfg.coordinator, *cfg.worker_nodes]
+    # a node is gone when two looks in a row (2 s apart) find no live process: right after
+    # `launcher start` returns, its detached child may not have written the pid file or finished
+    # its exec yet (seen once in CI on a loaded machine: a worker reported gone, its log empty)
+    gone_before: set[str] = set()
     while time.monotonic() < deadline:
+        gone = {node.name for node in nodes if not node_pid(cfg, node)}
         for node in nodes:
-            if not node_pid(cfg, node):
+            if node.name in gone & gone_before:
                 _fail(node, f"the {node.name} process exited during start-up")
+        gone_before = gone
         if _info(cfg).get("starting") is False:
             last_error = _not_ready(cfg)
             if last_error is None:
