@@ -8,6 +8,7 @@ import datetime as dt
 from pyiceberg.expressions import EqualTo
 
 from c360_assets.lib.models import COMPLETE
+from c360_assets.lib.sqlmodel import files_by_date
 from tests.models.given import key
 from tests.records import billing_customer, event
 
@@ -92,8 +93,8 @@ def test_a_lakehouse_built_before_the_usage_months_gets_every_month_on_its_next_
 
     # once marked, a build writes its own month only: January's files are left as they are
     def january_files() -> set[str]:
-        scan = lake.lakehouse.load(USAGE_MONTHS).scan(row_filter=EqualTo("month", JAN.isoformat()))
-        return {task.file.file_path for task in scan.plan_files()}
+        found = files_by_date(lake.lakehouse.load(USAGE_MONTHS), "month") or {}
+        return {f.file_path for f in found.get(JAN, [])}
 
     before = january_files()
     assert before

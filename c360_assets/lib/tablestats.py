@@ -12,7 +12,7 @@ import dagster as dg
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import TOTAL_RECORDS
 
-from c360_assets.lib.sqlmodel import between, identity_position, partition_value
+from c360_assets.lib.sqlmodel import between, files_by_date
 from resources.lakehouse import LakehouseResource
 
 
@@ -21,14 +21,10 @@ def partition_row_counts(
 ) -> dict[dt.date, int]:
     """Rows per partition of ``column`` in ``window`` (end exclusive), current snapshot."""
     table = lakehouse.load(identifier)
-    position = identity_position(table, column)
-    if position is None:
+    found = files_by_date(table, column, between(column, *window))
+    if found is None:
         raise ValueError(f"{identifier} is not partitioned by the value of {column}")
-    counts: dict[dt.date, int] = {}
-    for task in table.scan(row_filter=between(column, *window)).plan_files():
-        day = partition_value(task.file.partition[position])
-        counts[day] = counts.get(day, 0) + task.file.record_count
-    return counts
+    return {day: sum(f.record_count for f in files) for day, files in found.items()}
 
 
 def table_row_count(lakehouse: LakehouseResource, identifier: str) -> int:
