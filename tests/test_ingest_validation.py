@@ -326,7 +326,7 @@ def test_validate_file_selects_rows_by_line(tmp_path):
     gives every record what the general path gives it, in line order."""
     import gzip
 
-    from c360_assets.lib.ingest import QUARANTINE_SCHEMA, _validate_file, raw_schema
+    from c360_assets.lib.ingest import QUARANTINE_SCHEMA, _validate_file, accepted_schema
     from c360_assets.lib.sqlmodel import connect
 
     lines = _corpus(4000, seed=3)
@@ -347,7 +347,7 @@ def test_validate_file_selects_rows_by_line(tmp_path):
     expected = _validate_lines(read.column("raw").to_pylist(), canonical_path=False)
     good = [r for r in expected if r["reason"] is None]
     bad = [r for r in expected if r["reason"] is not None]
-    assert accepted.schema == raw_schema(USAGE)
+    assert accepted.schema == accepted_schema(USAGE)
     assert quarantined.schema == QUARANTINE_SCHEMA
     assert accepted.to_pylist() == [
         {

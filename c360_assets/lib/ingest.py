@@ -744,6 +744,15 @@ def _repeat(value, kind: pa.DataType, rows: int) -> pa.Array:
     return pa.repeat(pa.scalar(value, kind), rows)
 
 
+_FILE_TEXT = pa.dictionary(pa.int32(), pa.string())  # one text per file, e.g. its path
+
+
+def _per_file(text: str, rows: int) -> pa.DictionaryArray:
+    """A text every row of a file has (its path, its digest): stored once, each row an index to
+    it (a file's million rows do not each hold a copy)."""
+    return pa.DictionaryArray.from_arrays(_repeat(0, pa.int32(), rows), pa.array([text]))
+
+
 _AT_TYPE = pa.timestamp("us", tz="UTC")
 
 
@@ -798,7 +807,7 @@ def _unreadable(
         "undeclared_columns": None,
     }
     quarantined = _quarantine_rows(source, relpath, digest, ingested_at, evidence)
-    return raw_schema(source).empty_table(), quarantined, record
+    return accepted_schema(source).empty_table(), quarantined, record
 
 
 @dataclass
@@ -918,9 +927,9 @@ def _validate_file(
     accepted = pa.table(
         {
             **columns,
-            "_source_file": _repeat(relpath, pa.string(), kept.num_rows),
+            "_source_file": _per_file(relpath, kept.num_rows),
             "_source_line": kept.column("line"),
-            "_file_sha256": _repeat(digest, pa.string(), kept.num_rows),
+            "_file_sha256": _per_file(digest, kept.num_rows),
             "_ingested_at": _repeat(ingested_at, _AT_TYPE, kept.num_rows),
         }
     )
@@ -997,6 +1006,16 @@ def raw_schema(source: Source) -> pa.Schema:
     return pa.schema(fields)
 
 
+def accepted_schema(source: Source) -> pa.Schema:
+    """The accepted rows of one file as validation gives them: ``raw_schema`` with the file's
+    path and digest dictionary-encoded (``_per_file``)."""
+    schema = raw_schema(source)
+    for name in ("_source_file", "_file_sha256"):
+        i = schema.get_field_index(name)
+        schema = schema.set(i, schema.field(i).with_type(_FILE_TEXT))
+    return schema
+
+
 def ensure_raw_tables(lakehouse: LakehouseResource, source: Source) -> None:
     partition = ("event_date",) if source.event_time else ()
     lakehouse.ensure_table(source.table, raw_schema(source), partition)
@@ -1023,7 +1042,7 @@ def _commit(lakehouse: LakehouseResource, source: Source, pending: _Pending) -> 
         "".join(sorted(f["file_sha256"] for f in pending.files)).encode()
     ).hexdigest()[:32]
     partition = ("event_date",) if source.event_time else ()
-    schema = raw_schema(source)
+    schema = accepted_schema(source)
     log = [
         pa.Table.from_pylist([{**f, "batch_id": batch_id}], LANDING_FILES_SCHEMA)
         for f in pending.files
