@@ -725,13 +725,17 @@ def _new_files(lakehouse: LakehouseResource, source: Source) -> tuple[list[tuple
     hashed, and skipped when its content was ingested under another name.
     """
     known, ingested_stats = _known_files(lakehouse, source)
-    fresh, skipped = [], 0
+    unseen, skipped = [], 0
     for path in landing_files(lakehouse.landing_path, source):
         stat_key = _stat_key(str(path.relative_to(lakehouse.landing_path)), path)
         if stat_key in ingested_stats:
             skipped += 1
-            continue
-        digest = file_digest(path)
+        else:
+            unseen.append((path, stat_key))
+    with ThreadPoolExecutor(WORKERS) as pool:  # hashlib hashes a large chunk without the GIL
+        digests = list(pool.map(file_digest, [path for path, _ in unseen]))
+    fresh = []
+    for (path, stat_key), digest in zip(unseen, digests, strict=True):
         if digest in known:
             skipped += 1
             continue
