@@ -155,13 +155,15 @@ def _add_files(tx: Transaction, table: Table, uris: list[str], properties: dict[
     ``sort_order_id`` null, which the spec allows but Trino 476's "$entries" cannot read
     (trinodb/trino#29211, fixed after 480). The table's files are unsorted or in its default order.
     """
-    if tx.table_metadata.name_mapping() is None:
-        mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+    metadata = tx.table_metadata  # each read of it deep-copies the table's whole metadata
+    if metadata.name_mapping() is None:
+        mapping = metadata.schema().name_mapping.model_dump_json()
         tx.set_properties({TableProperties.DEFAULT_NAME_MAPPING: mapping})
-    order = tx.table_metadata.default_sort_order_id
+        metadata = tx.table_metadata
+    order = metadata.default_sort_order_id
     with tx.update_snapshot(snapshot_properties=properties).merge_append() as append:
         for uri in uris:
-            data_file = parquet_file_to_data_file(table.io, tx.table_metadata, uri)
+            data_file = parquet_file_to_data_file(table.io, metadata, uri)
             data_file[_SORT_ORDER_ID] = order
             append.append_data_file(data_file)
 
