@@ -34,6 +34,7 @@ def test_tiny_profile_end_to_end(
         out,
         stack_cfg=trino_stack.config,
         cluster_cfg=cluster_stack.config,
+        pair_rounds=2,
         echo=lambda m: None,
     )
 
@@ -132,6 +133,19 @@ def test_tiny_profile_end_to_end(
     # Spark ran for real (PySpark's own distribution, the Iceberg runtime on the stack's JDBC
     # catalog): its session start-up is apart from the timed work, the JVM's memory counts, and
     # the day it committed to Iceberg and read back is c360's, row for row
+    # build_day and Polars again, alternately, twice: each round timed and compared, the medians
+    # (of two runs: their mean) beside the single runs, c360's rows unchanged by its rebuilds
+    paired = stored["build_day_paired"]
+    assert [r["round"] for r in paired["rounds"]] == [1, 2]
+    for r in paired["rounds"]:
+        assert r["build_day"] > 0 and r["polars"] > 0 and r["polars_same_output"] is True, r
+    for name in ("build_day", "polars"):
+        both = [r[name] for r in paired["rounds"]]
+        assert paired["median_seconds"][name] == round(sum(both) / 2, 2), paired
+    assert paired["same_output"] is True
+    assert stored["ratios"]["polars_over_build_day_paired"] == round(
+        paired["median_seconds"]["polars"] / paired["median_seconds"]["build_day"], 2
+    )
     spark = next(p for p in stored["peers"] if p["name"] == "spark")
     assert spark["session_seconds"] > 0 and spark["versions"]["spark"].startswith("4.0.")
     assert any(name.startswith("java[") for name in spark["process_peaks_mb"]), spark
@@ -167,3 +181,4 @@ def test_tiny_profile_end_to_end(
     assert out.with_suffix(".png").stat().st_size > 0
     table = format_table(result)
     assert "build_day" in table and "two at once" in table and "store/local" in table
+    assert "alternately, 2 rounds" in table

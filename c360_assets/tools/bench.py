@@ -835,9 +835,13 @@ def run_bench(
     cluster: bool = False,
     cluster_cfg=None,
     cluster_workers: int = 1,
+    pair_rounds: int = 0,
     echo=print,
 ) -> dict:
     """Run every stage and peer; write the JSON (and the chart) to ``out``.
+
+    ``pair_rounds``: after the peers, build_day and the Polars peer again, alternately, that
+    many times on the same raw partition (``build_day_paired``).
 
     Without ``stack_cfg`` the bench uses its own stack (``stack_config``), started if needed
     and stopped at the end if this run started it. With ``stack_cfg`` (e.g. the tests' stack)
@@ -851,7 +855,7 @@ def run_bench(
     batches = Path(manifest["root"])
     cfg = stack_cfg or stack_config(trino_heap)
     with _running_stack(cfg, stack_cfg is not None, keep_stack, echo) as started:
-        result = _run_with_stack(profile, seed, manifest, batches, cfg, echo)
+        result = _run_with_stack(profile, seed, manifest, batches, cfg, echo, pair_rounds)
     result["started_stack"] = started
     if cluster or cluster_cfg is not None:
         store_cfg = cluster_cfg or cluster_stack_config(cluster_workers)
@@ -1092,7 +1096,7 @@ def _lake_stages(
     return stages, setup
 
 
-def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
+def _run_with_stack(profile, seed, manifest, batches, cfg, echo, pair_rounds: int = 0) -> dict:
     from c360_assets.tools import stack
 
     base_env = _bench_env(cfg)
@@ -1107,6 +1111,7 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
     day = manifest["batches"]["peak"]["day"]
     step = _stepper(echo)
     peers: list[dict] = []
+    paired: dict[str, Any] = {}
 
     def build_day_peers(c360_day: Path) -> None:
         """The peers of build_day, on the same raw partition, compared with c360's day."""
@@ -1152,6 +1157,8 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
             )
         except RuntimeError as error:
             peers.append(_failed_peer("trino_transform", error))
+        if pair_rounds:
+            paired.update(_paired_build_day(step, lake, day, c360_day, pair_rounds))
 
     by_name, setup = _lake_stages(
         profile,
@@ -1257,6 +1264,9 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
         variants[-1]["floor"]["seconds"] / variants[0]["floor"]["seconds"], 2
     )
     ratios["backfill_speedup_two_runs_at_once"] = by_name["backfill_10_days"]["speedup"]
+    if paired.get("median_seconds"):
+        medians = paired["median_seconds"]
+        ratios["polars_over_build_day_paired"] = round(medians["polars"] / medians["build_day"], 2)
     for name, stage in by_name.items():  # what each stage costs over doing its work by hand
         if stage.get("over_floor") is not None:
             ratios[f"{name}_over_floor"] = stage["over_floor"]
@@ -1269,6 +1279,45 @@ def _run_with_stack(profile, seed, manifest, batches, cfg, echo) -> dict:
         "ratios": ratios,
         "targets": targets(profile, by_name, peers, ratios),
         "setup": setup,
+        **({"build_day_paired": paired} if paired else {}),
+    }
+
+
+def _paired_build_day(step, lake: Lake, day: str, c360_day: Path, rounds: int) -> dict:
+    """build_day and the Polars peer again, alternately, ``rounds`` times on the same raw
+    partition, each in a fresh process as the stage and the peer ran: one run of a 15-second
+    step moves by about a tenth from run to run, and alternating runs share the machine's
+    drift. Polars' rows are compared with c360's each round, c360's own after the last one."""
+    out = lake.root / "out" / "polars_day_paired.parquet"
+    runs = []
+    try:
+        for i in range(1, rounds + 1):
+            built = step(f"paired build_day {i}/{rounds}", "build_day", lake, {"day": day})
+            peer = step(
+                f"paired polars {i}/{rounds}", "polars", lake, {"day": day, "path": str(out)}
+            )
+            runs.append(
+                {
+                    "round": i,
+                    "build_day": round(built["seconds"], 2),
+                    "polars": round(peer["seconds"], 2),
+                    "build_day_rss_mb": built["peak_rss_mb"],
+                    "polars_rss_mb": peer["peak_rss_mb"],
+                    "polars_same_output": same_rows(c360_day, out)[0],
+                }
+            )
+    except RuntimeError as error:  # e.g. Polars killed for memory: the rounds so far are kept
+        return {"rounds": runs, "error": str(error)}
+    rebuilt = lake.root / "out" / "c360_day_paired.parquet"
+    step("snapshot of the day, paired", "snapshot", lake, {"days": [day], "path": str(rebuilt)})
+    return {
+        "rounds": runs,
+        "median_seconds": {
+            name: round(statistics.median(r[name] for r in runs), 2)
+            for name in ("build_day", "polars")
+        },
+        "same_output": all(r["polars_same_output"] for r in runs)
+        and same_rows(c360_day, rebuilt)[0],
     }
 
 
@@ -1485,6 +1534,14 @@ def format_table(result: dict) -> str:
         f" s, two at once {concurrent['seconds']:.2f} s, speed-up {backfill['speedup']},"
         f" same_output {backfill['same_output']}"
     )
+    paired = result.get("build_day_paired", {})
+    if paired.get("median_seconds"):
+        medians = paired["median_seconds"]
+        lines.append(
+            f"{'':<18}build_day and polars alternately, {len(paired['rounds'])} rounds: medians "
+            f"{medians['build_day']:.2f} s and {medians['polars']:.2f} s,"
+            f" same_output {paired['same_output']}"
+        )
     if "cluster" in result:
         cluster = result["cluster"]
         lines += [
@@ -1567,6 +1624,13 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cluster-workers", type=int, default=1, help="--cluster: Trino workers (default 1)"
     )
+    parser.add_argument(
+        "--pair-rounds",
+        type=int,
+        default=0,
+        help="after the peers, build_day and the Polars peer again, alternately, this many "
+        "rounds on the same raw partition; their medians are reported beside the single runs",
+    )
     add_history_arguments(parser)
 
 
@@ -1590,6 +1654,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         keep_stack=args.keep_stack,
         cluster=args.cluster,
         cluster_workers=args.cluster_workers,
+        pair_rounds=args.pair_rounds,
     )
     print(f"results: {args.out}" + (f", chart: {result['chart']}" if "chart" in result else ""))
     return 0
