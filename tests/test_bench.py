@@ -130,9 +130,6 @@ def test_tiny_profile_end_to_end(
     for peer in stored["peers"]:
         assert peer["same_output"] is True, peer
         assert peer["seconds"] > 0 and peer["peak_rss_mb"] > 0, peer
-    # Spark ran for real (PySpark's own distribution, the Iceberg runtime on the stack's JDBC
-    # catalog): its session start-up is apart from the timed work, the JVM's memory counts, and
-    # the day it committed to Iceberg and read back is c360's, row for row
     # build_day and Polars again, alternately, twice: each round timed and compared, the medians
     # (of two runs: their mean) beside the single runs, c360's rows unchanged by its rebuilds
     paired = stored["build_day_paired"]
@@ -146,6 +143,9 @@ def test_tiny_profile_end_to_end(
     assert stored["ratios"]["polars_over_build_day_paired"] == round(
         paired["median_seconds"]["polars"] / paired["median_seconds"]["build_day"], 2
     )
+    # Spark ran for real (PySpark's own distribution, the Iceberg runtime on the stack's JDBC
+    # catalog): its session start-up is apart from the timed work, the JVM's memory counts, and
+    # the day it committed to Iceberg and read back is c360's, row for row
     spark = next(p for p in stored["peers"] if p["name"] == "spark")
     assert spark["session_seconds"] > 0 and spark["versions"]["spark"].startswith("4.0.")
     assert any(name.startswith("java[") for name in spark["process_peaks_mb"]), spark

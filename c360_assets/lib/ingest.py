@@ -754,7 +754,9 @@ _FILE_TEXT = pa.dictionary(pa.int32(), pa.string())  # one text per file, e.g. i
 def _per_file(text: str, rows: int) -> pa.DictionaryArray:
     """A text every row of a file has (its path, its digest): stored once, each row an index to
     it (a file's million rows do not each hold a copy)."""
-    return pa.DictionaryArray.from_arrays(_repeat(0, pa.int32(), rows), pa.array([text]))
+    return pa.DictionaryArray.from_arrays(
+        _repeat(0, _FILE_TEXT.index_type, rows), pa.array([text], _FILE_TEXT.value_type)
+    )
 
 
 _AT_TYPE = pa.timestamp("us", tz="UTC")

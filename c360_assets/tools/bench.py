@@ -1096,7 +1096,7 @@ def _lake_stages(
     return stages, setup
 
 
-def _run_with_stack(profile, seed, manifest, batches, cfg, echo, pair_rounds: int = 0) -> dict:
+def _run_with_stack(profile, seed, manifest, batches, cfg, echo, pair_rounds: int) -> dict:
     from c360_assets.tools import stack
 
     base_env = _bench_env(cfg)
