@@ -50,6 +50,10 @@ from resources.private_files import private_dir
 
 NAMESPACES = ("raw", "staging", "core", "marts")
 ALL_ROWS = AlwaysTrue()
+# the data files' codec: zstd at level 1 writes this data with about an eighth less CPU than
+# its default level 3, a little smaller, and reads as fast (docs/performance.md, session 9); the
+# bench's floors write it too
+PARQUET_CODEC = "compression zstd, compression_level 1"
 # Parallel partition runs commit to one table at once: a commit that lost the race is retried
 # on the new state (different partitions never conflict), with more patience than the default.
 TABLE_PROPERTIES = {
@@ -467,7 +471,7 @@ class LakehouseResource(dg.ConfigurableResource):
             for f in schema.fields
         )
         field_ids = ", ".join(f'"{f.name}": {_field_id(f)}' for f in schema.fields)
-        options = "format parquet, compression zstd, return_files true"
+        options = f"format parquet, {PARQUET_CODEC}, return_files true"
         with _DataFolder(table) as folder:
             if partition_by and not one_partition:
                 columns = ", ".join(f'"{c}"' for c in partition_by)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from pyiceberg.expressions import AlwaysFalse, In
 
-from c360_assets.lib.sqlmodel import connect
+from c360_assets.lib.sqlmodel import ParquetScan, SqlSession, connect, scan_where
 from c360_assets.tools import stack
 from resources.lakehouse import LakehouseResource, MissingMetadataError
 from tests.lake import Lake
@@ -121,3 +123,42 @@ def test_rows_of_one_partition_are_written_as_one_file_of_that_partition(lake: L
         )
     assert sorted(lake.lakehouse.scan("core.one_day_probe").column("id").to_pylist()) == [1, 2, 3]
     con.close()
+
+
+def test_a_scan_where_reads_the_selected_partitions_files_and_filters_their_rows(
+    lake: Lake,
+) -> None:
+    """``scan_where``: the Iceberg filter picks the files (day partitions), the DuckDB predicate
+    the rows; DuckDB reads the Parquet files itself. A filter selecting no file gives no row, in
+    the columns asked for. The files are written with c360's codec (zstd)."""
+    first, second = dt.date(2026, 10, 8), dt.date(2026, 10, 9)
+    con = connect()
+    con.register(
+        "rows",
+        pa.table(
+            {
+                "id": ["a", "b", "a", "c", "a"],
+                "n": [1, 2, 3, 4, 5],
+                "day": [first, first, second, second, dt.date(2026, 10, 10)],
+            }
+        ),
+    )
+    lake.lakehouse.write_query(con, "core.scan_probe", "select * from rows", partition_by=("day",))
+    con.close()
+    days = In("day", [first.isoformat(), second.isoformat()])
+    where = "list_contains(['a', 'c'], id)"
+    found = scan_where(lake.lakehouse, "core.scan_probe", days, ("id", "n"), where)
+    assert isinstance(found, ParquetScan)  # read by DuckDB, not materialized
+    with SqlSession({"probe": found}) as session:
+        rows = session.query("select id, n from probe order by n").to_pylist()
+    # the third day's "a" is in a file the filter did not select
+    assert rows == [{"id": "a", "n": 1}, {"id": "a", "n": 3}, {"id": "c", "n": 4}]
+    codecs = {
+        pq.ParquetFile(path).metadata.row_group(0).column(0).compression
+        for path in found.files.paths
+    }
+    assert codecs == {"ZSTD"}
+
+    none = scan_where(lake.lakehouse, "core.scan_probe", AlwaysFalse(), ("id", "n"), where)
+    assert isinstance(none, pa.Table)
+    assert (none.num_rows, none.column_names) == (0, ["id", "n"])

@@ -316,24 +316,60 @@ def _parquet_scan(
     table = lakehouse.load(read.table)
     if identity_position(table, read.window_column) is None:
         return None
-    tasks = list(table.scan(row_filter=read.row_filter(window)).plan_files())
+    files = _plain_files(lakehouse, table, read.row_filter(window))
+    return None if files is None else parquet_scan(files, read, window)
+
+
+def _plain_files(
+    lakehouse: LakehouseResource, table: Table, row_filter: BooleanExpression
+) -> DataFiles | None:
+    """The data files ``row_filter`` selects from the manifests, or None when Arrow is the safe
+    path (a file with delete files, or no file)."""
+    tasks = list(table.scan(row_filter=row_filter).plan_files())
     if not tasks or any(task.delete_files for task in tasks):
         return None
-    files = lakehouse.data_files(table, [task.file.file_path for task in tasks])
-    return parquet_scan(files, read, window)
+    return lakehouse.data_files(table, [task.file.file_path for task in tasks])
+
+
+def scan_where(
+    lakehouse: LakehouseResource,
+    identifier: str,
+    files: BooleanExpression,
+    columns: tuple[str, ...],
+    where: str,
+) -> pa.Table | ParquetScan:
+    """``columns`` of the rows of ``identifier`` that satisfy ``where`` (a DuckDB predicate), in
+    the data files the Iceberg filter ``files`` selects (on partition columns: it prunes by the
+    manifests, it filters no row). DuckDB reads those Parquet files itself, so a check over a
+    30M-row day never materializes its rows as Arrow; with delete files, the rows come through
+    pyiceberg and DuckDB applies ``where`` to them."""
+    table = lakehouse.load(identifier)
+    found = _plain_files(lakehouse, table, files)
+    if found is None:
+        con = connect()
+        try:
+            con.register("scanned", lakehouse.scan(identifier, files, columns))
+            return con.sql(f"select * from scanned where {where}").to_arrow_table()
+        finally:
+            con.close()
+    return parquet_scan(found, Read(identifier, columns=columns), None, where)
 
 
 def parquet_scan(
-    files: DataFiles, read: Read, window: tuple[dt.date, dt.date] | None
+    files: DataFiles, read: Read, window: tuple[dt.date, dt.date] | None, where: str = "true"
 ) -> ParquetScan:
-    """``read``'s columns of ``files`` (a table's data files), restricted to the window."""
+    """``read``'s columns of ``files`` (a table's data files), restricted to the window and to
+    ``where``."""
     con = connect()
     try:
         kinds = duckdb_types(con, files.schema)
     finally:
         con.close()
     wanted = files.schema.names if read.columns == ("*",) else list(read.columns)
-    return ParquetScan(files, tuple((n, kinds[n]) for n in wanted), read.sql_filter(window))
+    predicate = read.sql_filter(window)
+    if where != "true":
+        predicate = where if predicate == "true" else f"({predicate}) and ({where})"
+    return ParquetScan(files, tuple((n, kinds[n]) for n in wanted), predicate)
 
 
 def _scan(

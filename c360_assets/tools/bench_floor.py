@@ -26,7 +26,7 @@ from c360_assets.lib.ingest import raw_schema
 from c360_assets.lib.models import Model
 from c360_assets.lib.partitions import advance
 from c360_assets.lib.sqlmodel import ParquetScan, Read, connect, parquet_scan, sql_text
-from resources.lakehouse import LakehouseResource, duckdb_types
+from resources.lakehouse import PARQUET_CODEC, LakehouseResource, duckdb_types
 
 USAGE_SOURCE = "usage_events"
 
@@ -46,7 +46,7 @@ def ingest_floor(files: Iterable[Path], out: Path) -> dict:
             f"copy (select *, (occurred_at at time zone 'UTC')::date as event_date "
             f"from read_json({paths!r}, format = 'newline_delimited', columns = {{{columns}}}, "
             f"ignore_errors = true, filename = true)) "
-            f"to '{out}' (format parquet, compression zstd)"
+            f"to '{out}' (format parquet, {PARQUET_CODEC})"
         ).fetchall()
         seconds = time.perf_counter() - t0
     finally:
@@ -114,7 +114,7 @@ def model_floor(
             params = {"window_start": window[0], "window_end": window[1]} if window else {}
             wanted = {k: v for k, v in params.items() if f"${k}" in sql} or None
             ((rows,),) = con.execute(
-                f"copy ({sql}\n) to '{out}' (format parquet, compression zstd)", wanted
+                f"copy ({sql}\n) to '{out}' (format parquet, {PARQUET_CODEC})", wanted
             ).fetchall()
         finally:
             con.close()

@@ -16,7 +16,7 @@ import datetime as dt
 
 import dagster as dg
 import pyarrow as pa
-from pyiceberg.expressions import AlwaysFalse, And, EqualTo, In
+from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, And, BooleanExpression, EqualTo, In
 
 from c360_assets.defs.domains import ownership
 from c360_assets.defs.ingest.sources import SOURCES
@@ -30,7 +30,8 @@ from c360_assets.lib.ingest import (
 from c360_assets.lib.models import check_spec, trino_table_name
 from c360_assets.lib.partitions import bounds
 from c360_assets.lib.sources import Source
-from c360_assets.lib.sqlmodel import SqlSession, sql_text
+from c360_assets.lib.sqlmodel import SqlSession, scan_where, sql_text
+from c360_assets.lib.sqlquote import literal_list
 from c360_assets.lib.tablestats import column_schema, partition_row_counts, table_row_count
 from resources.lakehouse import LakehouseResource
 
@@ -99,14 +100,22 @@ def ingestion_checks(
     digests = summary.digests
     # this source's files (the same bytes may land under two sources, e.g. two empty files)
     logged = And(EqualTo("source", source.name), In("file_sha256", digests))
-    accepted = In("_file_sha256", digests)
-    if source.event_time:  # only the day partitions this run's rows went to
+    # the raw files of only the day partitions this run's rows went to, read by DuckDB
+    partitions: BooleanExpression = AlwaysTrue()
+    if source.event_time:
         days = [d.isoformat() for d in summary.touched_dates]
-        accepted = And(accepted, In("event_date", days)) if days else AlwaysFalse()
+        partitions = In("event_date", days) if days else AlwaysFalse()
+    accepted = scan_where(
+        lakehouse,
+        source.table,
+        partitions,
+        ("_file_sha256",),
+        f"list_contains({literal_list(digests)}, _file_sha256)",
+    )
     session = SqlSession(
         {
             "files": lakehouse.scan(LANDING_FILES_TABLE, logged),
-            "accepted": lakehouse.scan(source.table, accepted, ("_file_sha256",)),
+            "accepted": accepted,
             "quarantined": lakehouse.scan(
                 QUARANTINE_TABLE,
                 logged,
