@@ -17,7 +17,10 @@ final as (
         customer_key,
         sum(events)::bigint as usage_events,
         sum(units)::decimal(38, 0) as usage_units,
-        count(distinct usage_date)::bigint as active_days,
+        -- the days with usage as bits of the month's days (day n: bit n - 1), or-ed and counted:
+        -- count(distinct usage_date), at half the cost of a distinct aggregate per customer
+        coalesce(bit_count(bit_or(1::bigint << (day(usage_date) - 1))), 0)::bigint
+            as active_days,
         count(distinct product)::bigint as products_used
     from fct_usage_daily
     group by date_trunc('month', usage_date)::date, customer_key

@@ -587,3 +587,40 @@ def test_fct_customer_month_spans_first_activity_to_the_end_month_with_month_end
             products_used=1,
         ),
     ]
+
+
+def test_active_days_count_each_day_with_usage_once_from_the_first_to_the_last_of_the_month():
+    """active_days is counted from the days' bits (day n: bit n - 1): the 1st and the 31st count,
+    a day with two products or two tenants counts once, February ends on the 28th, and usage on no
+    customer key keeps its own row."""
+
+    def usage(on: str, customer_key: str | None, product: str) -> dict:
+        return {
+            "usage_date": day(on),
+            "customer_key": customer_key,
+            "product": product,
+            "events": 1,
+            "units": 2,
+        }
+
+    daily = [
+        usage("2026-01-01", "ka", "fraud_score"),
+        usage("2026-01-15", "ka", "fraud_score"),
+        usage("2026-01-31", "ka", "fraud_score"),
+        usage("2026-01-31", "ka", "kyc"),  # a second product on the 31st: still one day
+        usage("2026-01-31", "ka", "kyc"),  # the same of a second tenant: still one day
+        usage("2026-02-01", "ka", "kyc"),
+        usage("2026-02-28", "ka", "kyc"),
+        usage("2026-01-31", None, "kyc"),
+    ]
+    rows = run_model(
+        "int_customer_usage_months",
+        {"fct_usage_daily": daily},
+        (day("2026-01-01"), day("2026-03-01")),
+    )
+    # (month, customer, events, units, active days, products)
+    assert [tuple(r.values()) for r in rows] == [
+        (day("2026-01-01"), "ka", 5, 10, 3, 2),
+        (day("2026-01-01"), None, 1, 2, 1, 1),  # the grain's order: a null key last
+        (day("2026-02-01"), "ka", 2, 4, 2, 1),
+    ]
