@@ -1,6 +1,7 @@
 """The Dagster instance every ``c360`` command uses (DAGSTER_HOME, with c360's settings)."""
 
 import fcntl
+import json
 import os
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from resources.private_files import private_dir
 DEFAULT_DAGSTER_HOME = "./data/dagster_home"
 ENV_FILE = Path(".env")  # read by `dagster dev` from its working directory, and by every command
 MARKER = "# Written by c360"
-INSTANCE_YAML = f"""\
+INSTANCE_SETTINGS = f"""\
 {MARKER}: several runs at once (sensor-launched runs, backfills split into runs of a few
 # partitions); what must not overlap is serialized by leases in the catalog's database
 # (resources/leases.py), so this queue only bounds the load. Ingestion runs one at a time here
@@ -26,6 +27,21 @@ run_retries:
 telemetry:
   enabled: false
 """
+# Dagster's SQLite event log in its usual place, its connections kept open between statements
+# (event_log.py): the home's own path, so the file is written for each home
+EVENT_LOG = """\
+event_log_storage:
+  module: c360_assets.tools.event_log
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: {base_dir}
+"""
+
+
+def instance_yaml(home: Path) -> str:
+    """c360's dagster.yaml for the home ``home``."""
+    base_dir = json.dumps(str(home.resolve() / "history" / "runs"))  # a quoted YAML scalar
+    return INSTANCE_SETTINGS + EVENT_LOG.format(base_dir=base_dir)
 
 
 def dagster_home() -> Path:
@@ -42,10 +58,11 @@ def dagster_home() -> Path:
     with (home / ".c360-init.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         config = home / "dagster.yaml"
+        wanted = instance_yaml(home)
         if not config.exists() or (
-            config.read_text().startswith(MARKER) and config.read_text() != INSTANCE_YAML
-        ):  # c360's own settings follow the code; an operator's own file is left alone
-            config.write_text(INSTANCE_YAML)
+            config.read_text().startswith(MARKER) and config.read_text() != wanted
+        ):  # c360's own settings follow the code (and the home); an operator's file is left alone
+            config.write_text(wanted)
         import dagster as dg
 
         with dg.DagsterInstance.from_config(str(home)) as instance:
