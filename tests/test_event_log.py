@@ -81,3 +81,25 @@ def test_a_forked_child_starts_without_its_parents_connections(home) -> None:
         assert storage._engines  # the parent keeps its own
         assert storage in event_log._OPEN
         materialize(instance)
+
+
+def test_after_a_wipe_a_run_is_stored_in_new_files_not_in_the_deleted_ones(home) -> None:
+    """Dagster's wipe deletes the runs' databases: a connection kept open to one would go on
+    writing into the deleted file. Open engines are closed first; the next run is stored anew."""
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        before = materialize(instance)
+        instance.wipe()
+        assert not (home / "history" / "runs" / f"{before}.db").exists()
+        assert set(storage._engines) <= {"index"}  # only the index, opened again by the wipe
+        after = materialize(instance)
+        stored = len(instance.all_logs(after))
+    plain = SqliteEventLogStorage(str(home / "history" / "runs"))
+    try:
+        assert len(plain.get_logs_for_run(after)) == stored > 0
+        assert plain.get_logs_for_run(before) == []
+        (record,) = plain.fetch_materializations(dg.AssetKey("probe"), limit=10).records
+        assert record.run_id == after
+    finally:
+        plain.dispose()

@@ -11,7 +11,7 @@ It is what c360's instance settings name (``c360_assets/tools/instance.py``), so
 a c360 home uses it: ``c360`` commands, the daemon, the webserver and the runs they launch.
 Engines are bounded (the least recently used beyond ``MAX_ENGINES`` is disposed: a webserver reads
 many runs' databases), dropped in a forked child (a pooled SQLite connection must not cross a
-fork) and disposed with the instance.
+fork), and closed before a wipe deletes the files and when the instance is disposed.
 """
 
 import os
@@ -73,6 +73,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         engines, self._engines = list(self._engines.values()), OrderedDict()
         for engine in engines:
             engine.dispose(close=close)
+
+    def wipe(self) -> None:
+        """Dagster's wipe deletes the runs' database files: none may stay open under a pool."""
+        with self._db_lock:
+            self._forget_engines(close=True)
+        super().wipe()
 
     def dispose(self) -> None:
         with self._db_lock:
