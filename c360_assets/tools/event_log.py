@@ -14,6 +14,7 @@ many runs' databases), dropped in a forked child (a pooled SQLite connection mus
 fork), and closed before a wipe deletes the files and when the instance is disposed.
 """
 
+import functools
 import os
 import weakref
 from collections import OrderedDict
@@ -30,7 +31,6 @@ from sqlalchemy import Connection, Engine, create_engine
 
 MAX_ENGINES = 16  # the index and the databases of the runs most recently used
 _OPEN: "weakref.WeakSet[PooledSqliteEventLogStorage]" = weakref.WeakSet()
-_FORK_HOOK: list[bool] = []  # registered once, by the first storage made
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -39,9 +39,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         super().__init__(base_dir, inst_data)
-        if not _FORK_HOOK:
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-            _FORK_HOOK.append(True)
+        _register_fork_hook()
         _OPEN.add(self)
 
     @classmethod
@@ -84,6 +82,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock:
             self._forget_engines(close=True)
         super().dispose()
+
+
+@functools.cache
+def _register_fork_hook() -> None:
+    """Once a process, by the first storage made (not at import)."""
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _after_fork_in_child() -> None:
