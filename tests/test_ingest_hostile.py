@@ -23,7 +23,7 @@ import pytest
 from c360_assets.defs.ingest import assets as ingest_assets
 from c360_assets.defs.ingest.sources import MAX_QUANTITY, SOURCES, SOURCES_BY_NAME, USAGE
 from c360_assets.lib import ingest
-from c360_assets.lib.ingest import LANDING_FILES_TABLE, QUARANTINE_TABLE, validation_sql
+from c360_assets.lib.ingest import LANDING_FILES_TABLE, QUARANTINE_TABLE, validate
 from c360_assets.lib.sources import INT_MAX
 from c360_assets.lib.sqlmodel import connect
 from tests.records import billing_customer, crm_account, event
@@ -430,9 +430,7 @@ def _verdicts(source, lines: list[bytes], canonical_path: bool) -> list[dict]:
         "records",
         pa.table({"line": range(1, len(lines) + 1), "raw": pa.array(lines, pa.binary())}),
     )
-    sql = validation_sql(source, canonical_path=canonical_path) + " order by line"
-    rows = con.sql(sql).to_arrow_table()
-    rows = rows.to_pylist()
+    rows = validate(con, source, canonical_path).rows().to_pylist()
     return [(r["reason"], r["rec"] and r["rec"]["quantity"]) for r in rows]
 
 

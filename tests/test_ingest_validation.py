@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from c360_assets.defs.ingest.sources import USAGE
-from c360_assets.lib.ingest import canonical_shape, read_records, validation_sql
+from c360_assets.lib.ingest import canonical_sql, read_records, validate
 
 OK = None
 LINES = [
@@ -98,6 +98,33 @@ LINES = [
         b'"occurred_at":"2026-10-01T00:00:00Z"}\r',
         OK,
     ),
+    # valid JSON, ASCII, no escape, yet not canonical: the canonical path proves a line by
+    # rebuilding its text from the parsed values, so none of these may pass it
+    (
+        b'{"event_id":"e\x7f18","tenant_id":"t1","product":"p","quantity":1,'
+        b'"occurred_at":"2026-10-01T00:00:00Z"}',
+        "control character in event_id",
+    ),
+    (  # a duplicate key (the first one is read by both paths)
+        b'{"event_id":"e19","tenant_id":"t1","product":"p","quantity":1,'
+        b'"occurred_at":"2026-10-01T00:00:00Z","event_id":"x"}',
+        OK,
+    ),
+    (  # a number where a string belongs, two spaces making up for the two missing quotes
+        b'{"event_id":20,"tenant_id":"t1","product":"p","quantity":1,  '
+        b'"occurred_at":"2026-10-01T00:00:00Z"}',
+        "wrong type for event_id",
+    ),
+    (
+        '{"event_id":"e21","tenant_id":"t\u202e1","product":"p","quantity":1,'
+        '"occurred_at":"2026-10-01T00:00:00Z"}'.encode(),
+        "bidirectional control character in tenant_id",
+    ),
+    (
+        b'{"event_id":"e22","tenant_id":"t1","product":"p","quantity":-0,'
+        b'"occurred_at":"2026-10-01T00:00:00Z"}',
+        OK,
+    ),
 ]
 CANONICAL = 6  # the first six lines match the canonical shape
 
@@ -112,18 +139,28 @@ def _validate(canonical_path: bool) -> list[dict]:
         }
     )
     con.register("records", records)
-    sql = validation_sql(USAGE, canonical_path=canonical_path)
-    return con.sql(sql + " order by line").to_arrow_table().to_pylist()
+    return validate(con, USAGE, canonical_path).rows().to_pylist()
 
 
-def test_canonical_shape_matches_only_canonical_lines():
+def _canonical_flags(con: duckdb.DuckDBPyConnection, source=USAGE) -> list[bool]:
+    """Whether each record of ``records`` takes the canonical path, in line order."""
+    flags = con.sql(canonical_sql(source)).to_arrow_table().sort_by("line")
+    return flags.column("canonical").to_pylist()
+
+
+def test_canonical_path_takes_only_canonical_lines():
     con = duckdb.connect()
-    shape = canonical_shape(USAGE)
-    matched = [
-        con.execute("select regexp_full_match(try(decode($1)), $2)", [raw, shape]).fetchone()[0]
-        for raw, _ in LINES
-    ]
-    assert [bool(m) for m in matched] == [True] * CANONICAL + [False] * (len(LINES) - CANONICAL)
+    con.register(
+        "records",
+        pa.table(
+            {
+                "line": pa.array(range(1, len(LINES) + 1), pa.int64()),
+                "raw": pa.array([raw for raw, _ in LINES], pa.binary()),
+            }
+        ),
+    )
+    flags = _canonical_flags(con)
+    assert flags == [True] * CANONICAL + [False] * (len(LINES) - CANONICAL)
 
 
 @pytest.mark.parametrize("canonical_path", [True, False])
@@ -138,6 +175,8 @@ def test_reasons_per_line(canonical_path):
     assert accepted["e12"]["quantity"] == 7
     assert accepted['e"8']["tenant_id"] == "t1"
     assert accepted["e9"]["product"] == "pr\u00e9"
+    assert accepted["e19"]["event_id"] == "e19"
+    assert accepted["e22"]["quantity"] == 0
 
 
 def test_both_paths_agree_on_every_line():
@@ -297,8 +336,7 @@ def _validate_lines(lines: list[bytes], canonical_path: bool) -> list[dict]:
         }
     )
     con.register("records", records)
-    sql = validation_sql(USAGE, canonical_path=canonical_path)
-    return con.sql(sql + " order by line").to_arrow_table().to_pylist()
+    return validate(con, USAGE, canonical_path).rows().to_pylist()
 
 
 def test_generated_corpus_agrees_on_every_line():
@@ -306,11 +344,10 @@ def test_generated_corpus_agrees_on_every_line():
     fast, general = _validate_lines(lines, True), _validate_lines(lines, False)
     assert fast == general
     con = duckdb.connect()
-    shape = canonical_shape(USAGE)
-    canonical = sum(
-        bool(con.execute("select regexp_full_match(try(decode($1)), $2)", [r, shape]).fetchone()[0])
-        for r in lines
+    con.register(
+        "records", pa.table({"line": range(1, len(lines) + 1), "raw": pa.array(lines, pa.binary())})
     )
+    canonical = sum(_canonical_flags(con))
     reasons = {r["reason"] for r in fast}
     # the corpus exercises both paths and every verdict
     assert 0.2 * len(lines) < canonical < 0.8 * len(lines)
@@ -323,7 +360,8 @@ def test_generated_corpus_agrees_on_every_line():
 
 def test_validate_file_selects_rows_by_line(tmp_path):
     """The file path (gzip, line numbers, blank lines, accepted/quarantined selection in Arrow)
-    gives every record what the general path gives it, in line order."""
+    gives every record what the general path gives it: the quarantined records in line order,
+    the accepted ones in any (the canonical ones come first; the raw table keeps no order)."""
     import gzip
 
     from c360_assets.lib.ingest import QUARANTINE_SCHEMA, _validate_file, accepted_schema
@@ -349,7 +387,7 @@ def test_validate_file_selects_rows_by_line(tmp_path):
     bad = [r for r in expected if r["reason"] is not None]
     assert accepted.schema == accepted_schema(USAGE)
     assert quarantined.schema == QUARANTINE_SCHEMA
-    assert accepted.to_pylist() == [
+    assert accepted.sort_by("_source_line").to_pylist() == [
         {
             **r["rec"],
             "event_date": r["event_date"],
@@ -426,14 +464,11 @@ def test_every_canonical_type_agrees_with_the_general_path():
         }
     )
     con.register("records", records)
-    fast, general = (
-        con.sql(validation_sql(source, canonical_path=path) + " order by line").to_arrow_table()
-        for path in (True, False)
-    )
+    fast, general = (validate(con, source, canonical_path=path).rows() for path in (True, False))
     assert fast.equals(general)
-    shape = canonical_shape(source)
-    canonical = con.sql(
-        f"select count(*) from records where regexp_full_match(decode(raw), '{shape}')"
-    ).fetchall()[0][0]
+    canonical = sum(_canonical_flags(con, source))
     accepted = fast.filter(pa.compute.is_null(fast.column("reason"))).num_rows
-    assert canonical > 40 and accepted > 40  # both paths are exercised
+    # canonical: s "x" or "" (2) x i 5 or -5 (2; "-0" is rebuilt "0") x ts of the shape (2) x
+    # d of the shape (2) x b true or false (2) x o "y" (1) = 32 lines with every field, and
+    # 2 x 2 x 2 = 8 without i and d
+    assert canonical == 40 and accepted > 40  # both paths are exercised

@@ -48,10 +48,13 @@ BLOCK_BYTES = 64 << 20
 WORKERS = 2
 # RFC 3339 (and the space ISO 8601 allows): hours 00-23, minutes and seconds 00-59, an offset of
 # at most 23:59; a lower-case t or z is RFC 3339 too (the cast sees the text upper-cased)
-TIMESTAMP_RE = (
-    r"\d{4}-\d{2}-\d{2}[Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?"
-    r"([Zz]|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)"
+_TIMESTAMP = (
+    r"\d{{4}}-\d{{2}}-\d{{2}}{t}([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{{1,9}})?"
+    r"({z}|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)"
 )
+TIMESTAMP_RE = _TIMESTAMP.format(t="[Tt ]", z="[Zz]")
+# the same in upper case, which DuckDB casts as it is (the general path upper-cases the text)
+UPPER_TIMESTAMP_RE = _TIMESTAMP.format(t="[T ]", z="Z")
 # A quarantined record's text is kept up to this many characters, with its length in bytes and
 # its SHA-256 (a 70 MB line keeps its evidence without being stored whole).
 RAW_TEXT_CAP = 65_536
@@ -351,17 +354,29 @@ def _kind(col: Column) -> str:
 
 # A record in its producer's canonical form -- the declared fields in declaration order (an optional
 # field may be absent), no whitespace, ASCII strings without escapes, plain numbers, timestamps and
-# dates of the checked shape -- matches this regular expression and is parsed by ONE ``from_json``
-# into a typed struct: no JSON type probe, no per-field text extraction, no shape regex per value.
-# Any other record (reordered keys, nulls, escapes, spaces, bad text) takes the general path.
-# Both paths give every record the same casts, verdicts and reasons (tests prove it line by line).
-_TEXT = r'"[ !#-\[\]-~]*"'  # a JSON string of printable ASCII without quotes or escapes
-_SHAPE = {  # column type -> (canonical JSON value, its type in the parsed struct)
-    "string": (_TEXT, "VARCHAR"),
-    "timestamp": (f'"{TIMESTAMP_RE}"', "VARCHAR"),
-    "date": (r'"\d{4}-\d{2}-\d{2}"', "VARCHAR"),
-    "int": (r"-?(0|[1-9][0-9]{0,17})", "BIGINT"),
-    "bool": ("(true|false)", "BOOLEAN"),
+# dates of the checked shape -- is parsed by ONE ``from_json`` into a typed struct and judged by a
+# query of its own (``canonical_sql``): no JSON type probe, no per-field text extraction, and only
+# the verdicts such a record can get. Every other record (reordered keys, nulls, escapes, spaces,
+# bad text) goes through the general query (``general_sql``). Both give every record the same
+# casts, verdicts and reasons (tests prove it line by line).
+#
+# A record is proved canonical by rebuilding its text from the parsed values (``canonical_text``):
+# the line is valid JSON (``json_valid``, which rejects a control character inside a string) with
+# no backslash (so no escape: every string's value is its text between the quotes, and holds no
+# quote), no DEL and only ASCII, and it equals the canonical text of its parsed values.
+# ``from_json`` takes a key's first occurrence. The line starts with '{"<first key>":', so its first
+# member's value is the token up to the next separator, which is the parsed value; the next member
+# starts right after it, and so on: every member, in order, is the declared key with exactly the
+# parsed value, and nothing else is in the line. A timestamp's or date's text is then checked for
+# its shape, as the general path does (a timestamp's in upper case: one with a lower-case "t" or
+# "z" takes the general path, which upper-cases it for the cast). A regular expression of the
+# whole line proved the same at about twice the cost of the rebuilt text and the timestamp's own.
+_SHAPE = {  # column type -> (the expression its text must match, its type in the parsed struct)
+    "string": (None, "VARCHAR"),
+    "timestamp": (UPPER_TIMESTAMP_RE, "VARCHAR"),
+    "date": (r"\d{4}-\d{2}-\d{2}", "VARCHAR"),
+    "int": (None, "BIGINT"),
+    "bool": (None, "BOOLEAN"),
 }
 
 
@@ -371,18 +386,50 @@ def has_canonical_path(source: Source) -> bool:
     return all(c.type in _SHAPE for c in source.columns)
 
 
-def canonical_shape(source: Source) -> str:
-    """The regular expression of a record in canonical form (see ``_SHAPE``)."""
-    shape = r"\{"
+def _always_present(source: Source, col: Column) -> bool:
+    """A required field, or the first (a canonical record starts with it)."""
+    return col.required or col is source.columns[0]
+
+
+def canonical_text(source: Source) -> str:
+    """SQL: the canonical text of the parsed struct ``c``. ``concat`` leaves a null argument
+    out: an absent optional field (its name with its value, null together) is left out; a null
+    required field is caught apart (``canonical_test``)."""
+    parts = ["'{'"]
     for i, col in enumerate(source.columns):
-        member = f'"{col.name}":{_SHAPE[col.type][0]}'
-        if i == 0:
-            shape += member
-        elif col.required:
-            shape += "," + member
-        else:  # an optional field may be absent
-            shape += f"(,{member})?"
-    return shape + r"\}"
+        field, quoted = f'c."{col.name}"', _SHAPE[col.type][1] == "VARCHAR"
+        key = ("," if i else "") + f'"{col.name}":' + ('"' if quoted else "")
+        value = field if quoted else f"{field}::varchar"
+        end = "'\"'" if quoted else None
+        if _always_present(source, col):
+            parts += [f"'{key}'", value, *([end] if end else [])]
+        else:
+            parts.append(f"'{key}' || {value}" + (f" || {end}" if end else ""))
+    parts.append("'}'")
+    return f"concat({', '.join(parts)})"
+
+
+def canonical_test(source: Source) -> str:
+    """SQL over ``raw_text`` and its parsed struct ``c``: whether the record is in canonical
+    form (its text rebuilt, its timestamps' and dates' text of their shape)."""
+    tests = [
+        f'c."{col.name}" is not null' for col in source.columns if _always_present(source, col)
+    ]
+    tests.append(f"{canonical_text(source)} = raw_text")
+    for col in source.columns:
+        shape = _SHAPE[col.type][0]
+        if shape is not None:
+            match = f"""regexp_full_match(c."{col.name}", '{shape}')"""
+            tests.append(match if col.required else f'(c."{col.name}" is null or {match})')
+    return f"coalesce({' and '.join(tests)}, false)"
+
+
+# Whether a line may be canonical, and can be parsed by ``from_json`` (which raises on text that is
+# not JSON): ASCII, no backslash, no DEL, valid JSON (the cheapest tests first).
+PARSEABLE = (
+    "strlen(raw_text) = length(raw_text) and not contains(raw_text, '\\') "
+    "and not contains(raw_text, chr(127)) and json_valid(raw_text)"
+)
 
 
 def _canonical_struct(source: Source) -> str:
@@ -390,60 +437,45 @@ def _canonical_struct(source: Source) -> str:
     return "{" + ", ".join(f'"{c.name}": "{_SHAPE[c.type][1]}"' for c in source.columns) + "}"
 
 
-def _fields_sql(source: Source, canonical_path: bool) -> str:
-    """Every field's text and JSON type for a record off the canonical path (parsed once:
-    ``json_extract_string`` / ``json_type`` with a list of paths parse the document once, not
-    once per field), and the parsed struct ``c`` of a canonical record."""
+# The records of ``records(line, raw)`` as text; blank lines are no records (a line starting
+# with "{" is none: no other line is trimmed)
+_DECODED_SQL = """
+decoded as (
+    select line, raw, try(decode(raw)) as raw_text from {relation}
+),
+shaped as (
+    select line, raw, raw_text from decoded
+    where case when raw_text like '{{%' then true else raw_text is null or trim(raw_text) <> '' end
+)"""
+
+
+def _general_fields_sql(source: Source) -> str:
+    """Every field's text and JSON type (parsed once: ``json_extract_string`` / ``json_type``
+    with a list of paths parse the document once, not once per field)."""
     paths = ", ".join(f"'$.{c.name}'" for c in source.columns)
     declared = ", ".join(f"'{c.name}'" for c in source.columns)
     values = ", ".join(f'v[{i}] as "v_{c.name}"' for i, c in enumerate(source.columns, start=1))
     kinds = ", ".join(f'k[{i}] as "k_{c.name}"' for i, c in enumerate(source.columns, start=1))
-    shape = (
-        f"regexp_full_match(raw_text, '{canonical_shape(source)}')" if canonical_path else "false"
-    )
-    struct = (
-        f"case when canonical then from_json(raw_text, '{_canonical_struct(source)}') end"
-        if canonical_path
-        else "null"
-    )
     return f"""
-shaped as (
-    select * from (
-        select line, raw, raw_text, coalesce({shape}, false) as canonical from decoded
-    )
-    -- blank lines are no records. A line starting with "{{" is none: the test does not read the
-    -- shape (DuckDB would evaluate its regex twice) and trims no other line (an "or" would)
-    where case when raw_text like '{{%' then true else raw_text is null or trim(raw_text) <> '' end
-),
 parsed as (
-    select
-        line,
-        raw,
-        raw_text,
-        canonical,
-        {struct} as c,
-        case when not canonical then try(json(raw_text)) end as j
-    from shaped
+    select line, raw, raw_text, try(json(raw_text)) as j from shaped
 ),
 probed as (
     select
         line,
         raw,
         raw_text,
-        canonical,
-        c,
-        case when canonical then 'OBJECT' else json_type(j) end as doc_type,
-        case when not canonical and json_type(j) = 'OBJECT' then json_extract_string(j, [{paths}])
-        end as v,
-        case when not canonical and json_type(j) = 'OBJECT' then json_type(j, [{paths}]) end as k,
-        -- the keys no column declares (a canonical record has none): schema drift, reported
-        case when not canonical and json_type(j) = 'OBJECT' then nullif(list_filter(
+        json_type(j) as doc_type,
+        case when json_type(j) = 'OBJECT' then json_extract_string(j, [{paths}]) end as v,
+        case when json_type(j) = 'OBJECT' then json_type(j, [{paths}]) end as k,
+        -- the keys no column declares: schema drift, reported
+        case when json_type(j) = 'OBJECT' then nullif(list_filter(
             json_keys(j), lambda key: not list_contains([{declared}], key)
         ), []) end as undeclared
     from parsed
 ),
 fields as (
-    select line, raw, raw_text, canonical, c, doc_type, {values}, {kinds}, undeclared from probed
+    select line, raw, raw_text, doc_type, {values}, {kinds}, undeclared from probed
 )"""
 
 
@@ -483,26 +515,17 @@ def _type_ok(col: Column) -> str:
 def _canonical_cast(col: Column) -> str:
     """The typed value of a canonical record's field: ``from_json`` gave strings, integers and
     booleans their type; a timestamp or date is cast from its text as on the general path (the
-    text has no surrounding whitespace to trim)."""
+    text has no surrounding whitespace to trim, and a timestamp's is in upper case already)."""
     field = f'c."{col.name}"'
     if col.type == "timestamp":
-        return f"try_cast(upper({field}) as timestamptz)"
+        return f"try_cast({field} as timestamptz)"
     if col.type == "date":
         return f"try_cast({field} as date)"
     return field
 
 
-def _canonical_bad(col: Column) -> str:
-    """A canonical record's field has the declared type unless its timestamp or date text (of the
-    checked shape already) does not cast."""
-    if col.type in ("timestamp", "date"):
-        return f'c."{col.name}" is not null and "t_{col.name}" is null'
-    return "false"
-
-
 def _overflow(col: Column) -> str:
-    """The sign of an integer literal outside the 64-bit range (its cast is null), else null.
-    Only the general path sees one: a canonical integer has at most 18 digits."""
+    """The sign of an integer literal outside the 64-bit range (its cast is null), else null."""
     v, t = _value(col), f'"t_{col.name}"'
     return (
         f"case when {v} is not null and {t} is null "
@@ -510,36 +533,35 @@ def _overflow(col: Column) -> str:
     )
 
 
-def _typed_sql(source: Source, canonical_path: bool) -> str:
+def _typed_sql(source: Source, canonical: bool) -> str:
     """Each field cast once (``t_<name>``), whether it is present with a wrong type
     (``bad_<name>``), whether it is absent (``m_<name>``) and, for an integer, the sign of a
-    literal outside the 64-bit range (``o_<name>``)."""
-
-    def either(canonical: str, general: str) -> str:
-        return (
-            f"case when canonical then {canonical} else {general} end"
-            if canonical_path
-            else general
-        )
-
-    casts = ",\n        ".join(
-        f'{either(_canonical_cast(c), _cast(c))} as "t_{c.name}"' for c in source.columns
-    )
-    verdicts = []
-    for c in source.columns:
-        bad = either(_canonical_bad(c), f"{_value(c)} is not null and not {_type_ok(c)}")
-        absent = either(f'c."{c.name}" is null', f"{_value(c)} is null")
-        verdicts += [f'{bad} as "bad_{c.name}"', f'{absent} as "m_{c.name}"']
-        if c.type == "int":
-            verdicts.append(f'{either("null", _overflow(c))} as "o_{c.name}"')
-    verdict_columns = ",\n        ".join(verdicts)
+    literal outside the 64-bit range (``o_<name>``). A canonical record's fields are all of
+    their type but a timestamp's or date's text that does not cast; its integers have no
+    literal outside the range (``from_json`` gives such a one null, and its text is not
+    rebuilt)."""
+    if canonical:
+        casts = [f'{_canonical_cast(c)} as "t_{c.name}"' for c in source.columns]
+        verdicts = []
+        for c in source.columns:
+            bad = f'c."{c.name}" is not null and "t_{c.name}" is null'
+            bad = bad if c.type in ("timestamp", "date") else "false"
+            verdicts += [f'{bad} as "bad_{c.name}"', f'c."{c.name}" is null as "m_{c.name}"']
+            verdicts += [f'null as "o_{c.name}"'] if c.type == "int" else []
+    else:
+        casts = [f'{_cast(c)} as "t_{c.name}"' for c in source.columns]
+        verdicts = []
+        for c in source.columns:
+            bad = f"{_value(c)} is not null and not {_type_ok(c)}"
+            verdicts += [f'{bad} as "bad_{c.name}"', f'{_value(c)} is null as "m_{c.name}"']
+            verdicts += [f'{_overflow(c)} as "o_{c.name}"'] if c.type == "int" else []
     return f"""
 cast_fields as (
-    select *, {casts}
+    select *, {", ".join(casts)}
     from fields
 ),
 typed as (
-    select *, {verdict_columns}
+    select *, {", ".join(verdicts)}
     from cast_fields
 )"""
 
@@ -559,22 +581,18 @@ def _range_reasons(col: Column) -> list[str]:
 
 
 def _identifier_reasons(source: Source) -> list[str]:
-    """Identifiers holding a control or bidirectional character. A canonical record holds none
-    (its strings are printable ASCII), so only the general path looks: one test of the path for
-    all of them keeps the canonical path's cost."""
-    found = [
+    """Identifiers holding a control or bidirectional character (a canonical record, printable
+    ASCII only, holds none)."""
+    return [
         f"case when regexp_matches({_value(col)}, '{pattern}') "
         f"then '{what} character in {col.name}' end"
         for col in source.columns
         if col.identifier
         for pattern, what in ((CONTROL_RE, "control"), (BIDI_RE, "bidirectional control"))
     ]
-    if not found:
-        return []
-    return [f"case when not canonical then nullif(concat_ws('; ', {', '.join(found)}), '') end"]
 
 
-def _reasons(source: Source) -> list[str]:
+def _reasons(source: Source, canonical: bool) -> list[str]:
     reasons = []
     for col in source.columns:
         bad, absent = f'"bad_{col.name}"', f'"m_{col.name}"'
@@ -583,12 +601,14 @@ def _reasons(source: Source) -> list[str]:
         reasons.append(f"case when {bad} then 'wrong type for {col.name}' end")
         if col.type == "int":
             reasons += _range_reasons(col)
-    reasons += _identifier_reasons(source)
+    if not canonical:
+        reasons += _identifier_reasons(source)
     if source.event_time:
+        # the UTC day outside the range: the instant before its first day or after its last
         first, last = (d.isoformat() for d in ANY_DATE)
         reasons.append(
-            f'case when "t_{source.event_time}"::date '
-            f"not between date '{first}' and date '{last}' "
+            f'case when "t_{source.event_time}" not between '
+            f"timestamptz '{first} 00:00:00+00' and timestamptz '{last} 23:59:59.999999+00' "
             f"then 'event date outside {first}..{last}' end"
         )
     return reasons
@@ -599,52 +619,130 @@ def _final(col: Column) -> str:
     return f"coalesce({expr}, {col.default})" if col.default is not None else expr
 
 
-def validation_sql(source: Source, canonical_path: bool = True) -> str:
-    """SQL over ``records(line, raw)`` giving every record typed columns and a reason (or null);
-    a quarantined record keeps its ``raw`` bytes (``_evidence`` renders them); ``undeclared``
-    lists the keys of a JSON object that no column declares.
-
-    ``canonical_path=False`` sends every record through the general path (tests compare both).
-    """
-    canonical_path = canonical_path and has_canonical_path(source)
+def _verdict_sql(source: Source, canonical: bool) -> str:
+    """The reason of each record of ``typed`` (or null) and its typed values: the columns both
+    queries give (``canonical_sql`` adds ``canonical``)."""
     typed = ",\n        ".join(f"{c.name} := {_final(c)}" for c in source.columns)
-    reasons = ",\n                ".join(_reasons(source))
+    reason = "nullif(concat_ws('; ',\n        " + ",\n        ".join(_reasons(source, canonical))
+    reason += "\n    ), '')"
+    if not canonical:
+        reason = f"""case
+        when raw_text is null then 'not valid UTF-8'
+        when doc_type is null then 'invalid JSON'
+        when doc_type <> 'OBJECT' then 'not a JSON object'
+        else {reason}
+    end"""
     event_date = (
         f',\n    case when reason is null then "t_{source.event_time}"::date end as event_date'
         if source.event_time
         else ""
     )
+    flag = "canonical, " if canonical else ""
+    undeclared = "null::varchar[] as undeclared" if canonical else "undeclared"
+    # the raw bytes are kept for quarantined records only (accepted ones never read them); the
+    # canonical query keeps those of the records it leaves to the general one too
+    keep = "not canonical or reason is not null" if canonical else "reason is not null"
     return f"""
-with decoded as (
-    select line, raw, try(decode(raw)) as raw_text from records
-),{_fields_sql(source, canonical_path)},{_typed_sql(source, canonical_path)},
 checked as (
-    select
-        line,
-        raw,
-        undeclared,
-        {", ".join(f'"t_{c.name}"' for c in source.columns)},
-        case
-            when raw_text is null then 'not valid UTF-8'
-            when doc_type is null then 'invalid JSON'
-            when doc_type <> 'OBJECT' then 'not a JSON object'
-            else nullif(concat_ws('; ',
-                {reasons}
-            ), '')
-        end as reason
+    select *, {reason} as reason
     from typed
 )
 select
     line,
-    -- the raw bytes are kept for quarantined records only (accepted ones never read them)
-    case when reason is not null then raw end as raw,
+    {flag}case when {keep} then raw end as raw,
     reason,
-    undeclared,
+    {undeclared},
     case when reason is null then struct_pack(
         {typed}
     ) end as rec{event_date}
 from checked
 """
+
+
+def general_sql(source: Source, relation: str = "records") -> str:
+    """SQL over ``relation(line, raw)`` giving every record typed columns and a reason (or
+    null); a quarantined record keeps its ``raw`` bytes (``_evidence`` renders them);
+    ``undeclared`` lists the keys of a JSON object that no column declares."""
+    return f"""
+with {_DECODED_SQL.format(relation=relation)},{_general_fields_sql(source)},
+{_typed_sql(source, canonical=False)},{_verdict_sql(source, canonical=False)}"""
+
+
+def canonical_sql(source: Source) -> str:
+    """SQL over ``records(line, raw)``: whether each record is canonical (``canonical``) and,
+    for a canonical one, what ``general_sql`` gives it; a record that is not keeps its ``raw``
+    bytes for the general query."""
+    return f"""
+with {_DECODED_SQL.format(relation="records")},
+parsed as (
+    select
+        line,
+        raw,
+        raw_text,
+        case when {PARSEABLE} then from_json(raw_text, '{_canonical_struct(source)}') end as c
+    from shaped
+),
+fields as (
+    select line, raw, c, {canonical_test(source)} as canonical from parsed
+),{_typed_sql(source, canonical=True)},{_verdict_sql(source, canonical=True)}"""
+
+
+@dataclass
+class Verdicts:
+    """Every record's verdict in two tables of ``general_sql``'s columns: the accepted records
+    (reason null) and the quarantined ones, each in no useful order (the quarantine is put in
+    line order when it is written; the raw table keeps no order)."""
+
+    accepted: pa.Table
+    rejected: pa.Table
+
+    @classmethod
+    def split(cls, rows: pa.Table) -> "Verdicts":
+        rejected = pc.is_valid(rows.column("reason"))
+        return cls(rows.filter(pc.invert(rejected)), rows.filter(rejected))
+
+    @property
+    def records(self) -> int:
+        return self.accepted.num_rows + self.rejected.num_rows
+
+    def rows(self) -> pa.Table:
+        """Every record in line order."""
+        return pa.concat_tables([self.accepted, self.rejected]).sort_by("line")
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection, source: Source, canonical_path: bool = True
+) -> Verdicts:
+    """Every record of the ``records(line, raw)`` relation with its typed values and reason.
+    The canonical query's rows are selected once, straight into the accepted and the rejected
+    (a 1M-line file's rows are copied once, not split by path and then by verdict).
+    ``canonical_path=False`` sends every record through the general query (tests compare
+    both)."""
+    con.execute("set preserve_insertion_order = true")
+    try:
+        if not (canonical_path and has_canonical_path(source)):
+            return Verdicts.split(con.sql(general_sql(source)).to_arrow_table())
+        first = con.sql(canonical_sql(source)).to_arrow_table()
+        canonical, accepted = first.column("canonical"), pc.is_null(first.column("reason"))
+        con.register("noncanonical", first.filter(pc.invert(canonical)).select(["line", "raw"]))
+        try:
+            others = Verdicts.split(con.sql(general_sql(source, "noncanonical")).to_arrow_table())
+        finally:
+            con.unregister("noncanonical")
+        first = first.drop_columns(["canonical"])
+        return Verdicts(
+            pa.concat_tables(
+                [first.filter(pc.and_(canonical, accepted)), others.accepted.cast(first.schema)]
+            ),
+            pa.concat_tables(
+                [
+                    first.filter(pc.and_(canonical, pc.invert(accepted))),
+                    others.rejected.cast(first.schema),
+                ]
+            ),
+        )
+    finally:
+        con.execute("set preserve_insertion_order = false")
 
 
 EVIDENCE_SQL = """
@@ -818,11 +916,11 @@ def _unreadable(
 
 @dataclass
 class _Checked:
-    """A file's records through the validation SQL (``validation_sql``'s columns, in line
-    order), with what its reader found apart: the records it delimits but cannot render
-    (``DEFECTS_SCHEMA``) and its header's or schema's columns no declaration names."""
+    """A file's records through validation, with what its reader found apart: the records it
+    delimits but cannot render (``DEFECTS_SCHEMA``) and its header's or schema's columns no
+    declaration names."""
 
-    rows: pa.Table
+    verdicts: Verdicts
     defects: pa.Table = field(default_factory=DEFECTS_SCHEMA.empty_table)
     undeclared_header: tuple[str, ...] = ()
 
@@ -831,19 +929,9 @@ class _Checked:
         its JSON objects."""
         if self.undeclared_header:
             return list(self.undeclared_header)
-        keys = pc.list_flatten(self.rows.column("undeclared"))
+        verdicts = (self.verdicts.accepted, self.verdicts.rejected)
+        keys = pc.list_flatten(pa.concat_tables(t.select(["undeclared"]) for t in verdicts)[0])
         return sorted(pc.unique(keys).to_pylist()) if len(keys) else []
-
-
-def _validated(con: duckdb.DuckDBPyConnection, source: Source) -> pa.Table:
-    """The validation SQL over the ``records`` relation, in one pass and in input (line) order:
-    the accepted and the quarantined rows are selected from it in Arrow, with no second pass
-    through DuckDB and no sort."""
-    con.execute("set preserve_insertion_order = true")
-    try:
-        return con.sql(validation_sql(source)).to_arrow_table()
-    finally:
-        con.execute("set preserve_insertion_order = false")
 
 
 # The physical lines of a JSON-lines file (gzip or not) read by DuckDB itself, cut at "\n" only,
@@ -872,7 +960,7 @@ from read_csv(
 
 def _validated_json_lines(
     con: duckdb.DuckDBPyConnection, source: Source, path: Path
-) -> pa.Table | None:
+) -> Verdicts | None:
     """The validation of a JSON-lines file read by DuckDB (no copy of its text through Python),
     or None when DuckDB's reader cannot give its exact lines (or gives none: an empty file is
     judged by ``_read_lines``)."""
@@ -880,12 +968,12 @@ def _validated_json_lines(
     lines = DUCKDB_LINES_SQL.format(path=literal(str(path)), compression=compression)
     con.execute(f"create or replace temp view records as {lines}")
     try:
-        checked = _validated(con, source)
+        checked = validate(con, source)
     except (duckdb.InvalidInputException, duckdb.IOException):
         return None
     finally:
         con.execute("drop view records")
-    return checked if checked.num_rows else None
+    return checked if checked.records else None
 
 
 def _check_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> _Checked:
@@ -898,7 +986,7 @@ def _check_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> _
     read = read_records(path, con, source)
     con.register("records", read.records)
     try:
-        return _Checked(_validated(con, source), read.defects, read.undeclared)
+        return _Checked(validate(con, source), read.defects, read.undeclared)
     finally:
         con.unregister("records")
 
@@ -916,13 +1004,8 @@ def _validate_file(
     except UnreadableFile as exc:  # named by its landing path (a reader may name the absolute)
         reason = str(exc).replace(str(path), relpath)
         return _unreadable(source, path, digest, relpath, ingested_at, reason)
-    checked = found.rows
-    lines = checked.column("line")
-    if len(lines) > 1 and not pc.all(pc.greater(lines[1:], lines[:-1])).as_py():
-        checked = checked.sort_by("line")  # not expected: keeps every output in line order
-    rejected = pc.is_valid(checked.column("reason"))
-    kept, dropped = checked.filter(pc.invert(rejected)), checked.filter(rejected)
-    rec_type = checked.schema.field("rec").type
+    kept, dropped = found.verdicts.accepted, found.verdicts.rejected
+    rec_type = kept.schema.field("rec").type
     parts = [chunk.flatten() for chunk in kept.column("rec").chunks]
     columns = {
         f.name: pa.chunked_array([part[i] for part in parts], f.type)
@@ -947,7 +1030,7 @@ def _validate_file(
     quarantined = _quarantine_rows(source, relpath, digest, ingested_at, evidence)
     record = {
         **_file_record(source, relpath, digest, ingested_at),
-        "rows_in": checked.num_rows + found.defects.num_rows,
+        "rows_in": found.verdicts.records + found.defects.num_rows,
         "rows_accepted": accepted.num_rows,
         "rows_quarantined": quarantined.num_rows,
         "quarantine_reason": None,
