@@ -566,52 +566,74 @@ typed as (
 )"""
 
 
-def _range_reasons(col: Column) -> list[str]:
-    """An integer below its minimum or above its maximum (declared, or the 64-bit range)."""
+# A reason: the condition under which a record gets it, and its text
+Reason = tuple[str, str]
+
+
+def _range_reasons(col: Column, canonical: bool) -> list[Reason]:
+    """An integer below its minimum or above its maximum (declared, or the 64-bit range; a
+    canonical record's integer is within it: ``from_json`` gives one outside null, and its text
+    is then not rebuilt)."""
     t, bad, sign = f'"t_{col.name}"', f'"bad_{col.name}"', f'"o_{col.name}"'
-    below, above = [f"{sign} = -1"], [f"{sign} = 1"]
+    below, above = ([], []) if canonical else ([f"{sign} = -1"], [f"{sign} = 1"])
     if col.min_value is not None:
         below.append(f"{t} < {col.min_value}")
     if col.max_value is not None:
         above.append(f"{t} > {col.max_value}")
+    guard = "" if canonical else f"not {bad} and "
     return [
-        f"case when not {bad} and ({' or '.join(below)}) then '{col.name} below {col.lowest}' end",
-        f"case when not {bad} and ({' or '.join(above)}) then '{col.name} above {col.highest}' end",
+        (f"{guard}({' or '.join(tests)})", f"{col.name} {side} {bound}")
+        for tests, side, bound in ((below, "below", col.lowest), (above, "above", col.highest))
+        if tests
     ]
 
 
-def _identifier_reasons(source: Source) -> list[str]:
+def _identifier_reasons(source: Source) -> list[Reason]:
     """Identifiers holding a control or bidirectional character (a canonical record, printable
     ASCII only, holds none)."""
     return [
-        f"case when regexp_matches({_value(col)}, '{pattern}') "
-        f"then '{what} character in {col.name}' end"
+        (f"regexp_matches({_value(col)}, '{pattern}')", f"{what} character in {col.name}")
         for col in source.columns
         if col.identifier
         for pattern, what in ((CONTROL_RE, "control"), (BIDI_RE, "bidirectional control"))
     ]
 
 
-def _reasons(source: Source, canonical: bool) -> list[str]:
+def _reasons(source: Source, canonical: bool) -> list[Reason]:
+    """Every reason a record can get, in the order its text lists them. A canonical record has
+    every required field (the proof reads them), and every field but a timestamp or date of its
+    type: those reasons are left out of its query."""
     reasons = []
     for col in source.columns:
-        bad, absent = f'"bad_{col.name}"', f'"m_{col.name}"'
-        if col.required:
-            reasons.append(f"case when {absent} then 'missing {col.name}' end")
-        reasons.append(f"case when {bad} then 'wrong type for {col.name}' end")
+        if col.required and not canonical:
+            reasons.append((f'"m_{col.name}"', f"missing {col.name}"))
+        if not canonical or col.type in ("timestamp", "date"):
+            reasons.append((f'"bad_{col.name}"', f"wrong type for {col.name}"))
         if col.type == "int":
-            reasons += _range_reasons(col)
+            reasons += _range_reasons(col, canonical)
     if not canonical:
         reasons += _identifier_reasons(source)
     if source.event_time:
         # the UTC day outside the range: the instant before its first day or after its last
         first, last = (d.isoformat() for d in ANY_DATE)
         reasons.append(
-            f'case when "t_{source.event_time}" not between '
-            f"timestamptz '{first} 00:00:00+00' and timestamptz '{last} 23:59:59.999999+00' "
-            f"then 'event date outside {first}..{last}' end"
+            (
+                f'"t_{source.event_time}" not between '
+                f"timestamptz '{first} 00:00:00+00' and timestamptz '{last} 23:59:59.999999+00'",
+                f"event date outside {first}..{last}",
+            )
         )
     return reasons
+
+
+def _reason(reasons: list[Reason]) -> str:
+    """SQL: the texts of the reasons that hold, joined by "; ", or null. The join is built only
+    for a record with one (most records have none)."""
+    if not reasons:  # e.g. a canonical record of a source of strings only
+        return "null::varchar"
+    texts = ",\n        ".join(f"case when {cond} then '{text}' end" for cond, text in reasons)
+    any_holds = " or ".join(f"({cond})" for cond, _ in reasons)
+    return f"case when {any_holds} then concat_ws('; ',\n        {texts}\n    ) end"
 
 
 def _final(col: Column) -> str:
@@ -623,8 +645,7 @@ def _verdict_sql(source: Source, canonical: bool) -> str:
     """The reason of each record of ``typed`` (or null) and its typed values: the columns both
     queries give (``canonical_sql`` adds ``canonical``)."""
     typed = ",\n        ".join(f"{c.name} := {_final(c)}" for c in source.columns)
-    reason = "nullif(concat_ws('; ',\n        " + ",\n        ".join(_reasons(source, canonical))
-    reason += "\n    ), '')"
+    reason = _reason(_reasons(source, canonical))
     if not canonical:
         reason = f"""case
         when raw_text is null then 'not valid UTF-8'
