@@ -360,7 +360,7 @@ def _kind(col: Column) -> str:
 # bad text) goes through the general query (``general_sql``). Both give every record the same
 # casts, verdicts and reasons (tests prove it line by line).
 #
-# A record is proved canonical by rebuilding its text from the parsed values (``canonical_text``):
+# A record is proved canonical by rebuilding its text from the parsed values (``_canonical_text``):
 # the line is valid JSON (``json_valid``, which rejects a control character inside a string) with
 # no backslash (so no escape: every string's value is its text between the quotes, and holds no
 # quote), no DEL and only ASCII, and it equals the canonical text of its parsed values.
@@ -391,10 +391,10 @@ def _always_present(source: Source, col: Column) -> bool:
     return col.required or col is source.columns[0]
 
 
-def canonical_text(source: Source) -> str:
+def _canonical_text(source: Source) -> str:
     """SQL: the canonical text of the parsed struct ``c``. ``concat`` leaves a null argument
     out: an absent optional field (its name with its value, null together) is left out; a null
-    required field is caught apart (``canonical_test``)."""
+    required field is caught apart (``_canonical_test``)."""
     parts = ["'{'"]
     for i, col in enumerate(source.columns):
         field, quoted = f'c."{col.name}"', _SHAPE[col.type][1] == "VARCHAR"
@@ -409,13 +409,13 @@ def canonical_text(source: Source) -> str:
     return f"concat({', '.join(parts)})"
 
 
-def canonical_test(source: Source) -> str:
+def _canonical_test(source: Source) -> str:
     """SQL over ``raw_text`` and its parsed struct ``c``: whether the record is in canonical
     form (its text rebuilt, its timestamps' and dates' text of their shape)."""
     tests = [
         f'c."{col.name}" is not null' for col in source.columns if _always_present(source, col)
     ]
-    tests.append(f"{canonical_text(source)} = raw_text")
+    tests.append(f"{_canonical_text(source)} = raw_text")
     for col in source.columns:
         shape = _SHAPE[col.type][0]
         if shape is not None:
@@ -534,20 +534,19 @@ def _overflow(col: Column) -> str:
 
 
 def _typed_sql(source: Source, canonical: bool) -> str:
-    """Each field cast once (``t_<name>``), whether it is present with a wrong type
-    (``bad_<name>``), whether it is absent (``m_<name>``) and, for an integer, the sign of a
-    literal outside the 64-bit range (``o_<name>``). A canonical record's fields are all of
-    their type but a timestamp's or date's text that does not cast; its integers have no
-    literal outside the range (``from_json`` gives such a one null, and its text is not
-    rebuilt)."""
+    """Each field cast once (``t_<name>``) and whether it is present with a wrong type
+    (``bad_<name>``); on the general path also whether it is absent (``m_<name>``) and, for an
+    integer, the sign of a literal outside the 64-bit range (``o_<name>``). A canonical record
+    has every required field and each field of its type but a timestamp's or date's text that
+    does not cast; its integers are within the range (``from_json`` gives one outside null, and
+    its text is then not rebuilt)."""
     if canonical:
         casts = [f'{_canonical_cast(c)} as "t_{c.name}"' for c in source.columns]
-        verdicts = []
-        for c in source.columns:
-            bad = f'c."{c.name}" is not null and "t_{c.name}" is null'
-            bad = bad if c.type in ("timestamp", "date") else "false"
-            verdicts += [f'{bad} as "bad_{c.name}"', f'c."{c.name}" is null as "m_{c.name}"']
-            verdicts += [f'null as "o_{c.name}"'] if c.type == "int" else []
+        verdicts = [
+            f'c."{c.name}" is not null and "t_{c.name}" is null as "bad_{c.name}"'
+            for c in source.columns
+            if c.type in ("timestamp", "date")
+        ]
     else:
         casts = [f'{_cast(c)} as "t_{c.name}"' for c in source.columns]
         verdicts = []
@@ -561,7 +560,7 @@ cast_fields as (
     from fields
 ),
 typed as (
-    select *, {", ".join(verdicts)}
+    select *{"".join(f", {v}" for v in verdicts)}
     from cast_fields
 )"""
 
@@ -571,9 +570,8 @@ Reason = tuple[str, str]
 
 
 def _range_reasons(col: Column, canonical: bool) -> list[Reason]:
-    """An integer below its minimum or above its maximum (declared, or the 64-bit range; a
-    canonical record's integer is within it: ``from_json`` gives one outside null, and its text
-    is then not rebuilt)."""
+    """An integer below its minimum or above its maximum (declared, or the 64-bit range, which a
+    canonical record's integer is within)."""
     t, bad, sign = f'"t_{col.name}"', f'"bad_{col.name}"', f'"o_{col.name}"'
     below, above = ([], []) if canonical else ([f"{sign} = -1"], [f"{sign} = 1"])
     if col.min_value is not None:
@@ -600,9 +598,8 @@ def _identifier_reasons(source: Source) -> list[Reason]:
 
 
 def _reasons(source: Source, canonical: bool) -> list[Reason]:
-    """Every reason a record can get, in the order its text lists them. A canonical record has
-    every required field (the proof reads them), and every field but a timestamp or date of its
-    type: those reasons are left out of its query."""
+    """Every reason a record can get, in the order its text lists them; a canonical record's
+    query leaves out those it cannot get (see ``_typed_sql``)."""
     reasons = []
     for col in source.columns:
         if col.required and not canonical:
@@ -704,7 +701,7 @@ parsed as (
     from shaped
 ),
 fields as (
-    select line, raw, c, {canonical_test(source)} as canonical from parsed
+    select line, raw, c, {_canonical_test(source)} as canonical from parsed
 ),{_typed_sql(source, canonical=True)},{_verdict_sql(source, canonical=True)}"""
 
 
