@@ -126,7 +126,7 @@ LINES = [
         OK,
     ),
 ]
-CANONICAL = 6  # the first six lines match the canonical shape
+CANONICAL = 6  # the first six lines are in canonical form
 
 
 def _validate(canonical_path: bool) -> list[dict]:

@@ -352,13 +352,13 @@ def _kind(col: Column) -> str:
     return f'"k_{col.name}"'
 
 
-# A record in its producer's canonical form -- the declared fields in declaration order (an optional
-# field may be absent), no whitespace, ASCII strings without escapes, plain numbers, timestamps and
-# dates of the checked shape -- is parsed by ONE ``from_json`` into a typed struct and judged by a
-# query of its own (``canonical_sql``): no JSON type probe, no per-field text extraction, and only
-# the verdicts such a record can get. Every other record (reordered keys, nulls, escapes, spaces,
-# bad text) goes through the general query (``general_sql``). Both give every record the same
-# casts, verdicts and reasons (tests prove it line by line).
+# A record in its producer's canonical form -- the declared fields in declaration order (an
+# optional field but the first may be absent), no whitespace, ASCII strings without escapes, plain
+# numbers, timestamps and dates of the checked shape -- is parsed by ONE ``from_json`` into a typed
+# struct and judged by a query of its own (``canonical_sql``): no JSON type probe, no per-field
+# text extraction, and only the verdicts such a record can get. Every other record (reordered
+# keys, nulls, escapes, spaces, bad text) goes through the general query (``general_sql``). Both
+# give every record the same casts, verdicts and reasons (tests prove it line by line).
 #
 # A record is proved canonical by rebuilding its text from the parsed values (``_canonical_text``):
 # the line is valid JSON (``json_valid``, which rejects a control character inside a string) with
@@ -426,7 +426,7 @@ def _canonical_test(source: Source) -> str:
 
 # Whether a line may be canonical, and can be parsed by ``from_json`` (which raises on text that is
 # not JSON): ASCII, no backslash, no DEL, valid JSON (the cheapest tests first).
-PARSEABLE = (
+_PARSEABLE = (
     "strlen(raw_text) = length(raw_text) and not contains(raw_text, '\\') "
     "and not contains(raw_text, chr(127)) and json_valid(raw_text)"
 )
@@ -438,7 +438,7 @@ def _canonical_struct(source: Source) -> str:
 
 
 # The records of ``records(line, raw)`` as text; blank lines are no records (a line starting
-# with "{" is none: no other line is trimmed)
+# with "{" is not blank: only the other lines are trimmed to find out)
 _DECODED_SQL = """
 decoded as (
     select line, raw, try(decode(raw)) as raw_text from {relation}
@@ -611,7 +611,7 @@ def _reasons(source: Source, canonical: bool) -> list[Reason]:
     if not canonical:
         reasons += _identifier_reasons(source)
     if source.event_time:
-        # the UTC day outside the range: the instant before its first day or after its last
+        # the UTC day (sessions are in UTC) outside the range: before its first or after its last
         first, last = (d.isoformat() for d in ANY_DATE)
         reasons.append(
             (
@@ -697,7 +697,7 @@ parsed as (
         line,
         raw,
         raw_text,
-        case when {PARSEABLE} then from_json(raw_text, '{_canonical_struct(source)}') end as c
+        case when {_PARSEABLE} then from_json(raw_text, '{_canonical_struct(source)}') end as c
     from shaped
 ),
 fields as (
@@ -736,26 +736,27 @@ def validate(
     (a 1M-line file's rows are copied once, not split by path and then by verdict).
     ``canonical_path=False`` sends every record through the general query (tests compare
     both)."""
+    # in input order: a file's lines are numbered as they are read (``row_number() over ()``)
     con.execute("set preserve_insertion_order = true")
     try:
         if not (canonical_path and has_canonical_path(source)):
             return Verdicts.split(con.sql(general_sql(source)).to_arrow_table())
-        first = con.sql(canonical_sql(source)).to_arrow_table()
-        canonical, accepted = first.column("canonical"), pc.is_null(first.column("reason"))
-        con.register("noncanonical", first.filter(pc.invert(canonical)).select(["line", "raw"]))
+        judged = con.sql(canonical_sql(source)).to_arrow_table()
+        canonical, accepted = judged.column("canonical"), pc.is_null(judged.column("reason"))
+        con.register("noncanonical", judged.filter(pc.invert(canonical)).select(["line", "raw"]))
         try:
             others = Verdicts.split(con.sql(general_sql(source, "noncanonical")).to_arrow_table())
         finally:
             con.unregister("noncanonical")
-        first = first.drop_columns(["canonical"])
+        rows = judged.drop_columns(["canonical"])
         return Verdicts(
             pa.concat_tables(
-                [first.filter(pc.and_(canonical, accepted)), others.accepted.cast(first.schema)]
+                [rows.filter(pc.and_(canonical, accepted)), others.accepted.cast(rows.schema)]
             ),
             pa.concat_tables(
                 [
-                    first.filter(pc.and_(canonical, pc.invert(accepted))),
-                    others.rejected.cast(first.schema),
+                    rows.filter(pc.and_(canonical, pc.invert(accepted))),
+                    others.rejected.cast(rows.schema),
                 ]
             ),
         )
