@@ -129,17 +129,26 @@ LINES = [
 CANONICAL = 6  # the first six lines are in canonical form
 
 
-def _validate(canonical_path: bool) -> list[dict]:
+def _records(lines: list[bytes]) -> duckdb.DuckDBPyConnection:
+    """A UTC session holding the lines as ``records(line, raw)``, numbered from 1."""
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
     records = pa.table(
         {
-            "line": pa.array(range(1, len(LINES) + 1), pa.int64()),
-            "raw": pa.array([raw for raw, _ in LINES], pa.binary()),
+            "line": pa.array(range(1, len(lines) + 1), pa.int64()),
+            "raw": pa.array(lines, pa.binary()),
         }
     )
     con.register("records", records)
-    return validate(con, USAGE, canonical_path).rows().to_pylist()
+    return con
+
+
+def _validate_lines(lines: list[bytes], canonical_path: bool) -> list[dict]:
+    return validate(_records(lines), USAGE, canonical_path).rows().to_pylist()
+
+
+def _validate(canonical_path: bool) -> list[dict]:
+    return _validate_lines([raw for raw, _ in LINES], canonical_path)
 
 
 def _canonical_flags(con: duckdb.DuckDBPyConnection, source=USAGE) -> list[bool]:
@@ -149,17 +158,7 @@ def _canonical_flags(con: duckdb.DuckDBPyConnection, source=USAGE) -> list[bool]
 
 
 def test_canonical_path_takes_only_canonical_lines():
-    con = duckdb.connect()
-    con.register(
-        "records",
-        pa.table(
-            {
-                "line": pa.array(range(1, len(LINES) + 1), pa.int64()),
-                "raw": pa.array([raw for raw, _ in LINES], pa.binary()),
-            }
-        ),
-    )
-    flags = _canonical_flags(con)
+    flags = _canonical_flags(_records([raw for raw, _ in LINES]))
     assert flags == [True] * CANONICAL + [False] * (len(LINES) - CANONICAL)
 
 
@@ -326,28 +325,11 @@ def _corpus(n: int = 6000, seed: int = 7) -> list[bytes]:
     return lines
 
 
-def _validate_lines(lines: list[bytes], canonical_path: bool) -> list[dict]:
-    con = duckdb.connect()
-    con.execute("set TimeZone = 'UTC'")
-    records = pa.table(
-        {
-            "line": pa.array(range(1, len(lines) + 1), pa.int64()),
-            "raw": pa.array(lines, pa.binary()),
-        }
-    )
-    con.register("records", records)
-    return validate(con, USAGE, canonical_path).rows().to_pylist()
-
-
 def test_generated_corpus_agrees_on_every_line():
     lines = _corpus()
     fast, general = _validate_lines(lines, True), _validate_lines(lines, False)
     assert fast == general
-    con = duckdb.connect()
-    con.register(
-        "records", pa.table({"line": range(1, len(lines) + 1), "raw": pa.array(lines, pa.binary())})
-    )
-    canonical = sum(_canonical_flags(con))
+    canonical = sum(_canonical_flags(_records(lines)))
     reasons = {r["reason"] for r in fast}
     # the corpus exercises both paths and every verdict
     assert 0.2 * len(lines) < canonical < 0.8 * len(lines)
@@ -454,16 +436,7 @@ def test_every_canonical_type_agrees_with_the_general_path():
         lines.append(
             "{" + ",".join(f'"{k}":{v}' for k, v in fields.items() if k not in ("i", "d")) + "}"
         )
-    lines = sorted(set(lines))
-    con = duckdb.connect()
-    con.execute("set TimeZone = 'UTC'")
-    records = pa.table(
-        {
-            "line": pa.array(range(1, len(lines) + 1), pa.int64()),
-            "raw": pa.array([line.encode() for line in lines], pa.binary()),
-        }
-    )
-    con.register("records", records)
+    con = _records([line.encode() for line in sorted(set(lines))])
     fast, general = (validate(con, source, canonical_path=path).rows() for path in (True, False))
     assert fast.equals(general)
     canonical = sum(_canonical_flags(con, source))

@@ -55,6 +55,7 @@ _TIMESTAMP = (
 TIMESTAMP_RE = _TIMESTAMP.format(t="[Tt ]", z="[Zz]")
 # the same in upper case, which DuckDB casts as it is (the general path upper-cases the text)
 UPPER_TIMESTAMP_RE = _TIMESTAMP.format(t="[T ]", z="Z")
+DATE_RE = r"\d{4}-\d{2}-\d{2}"
 # A quarantined record's text is kept up to this many characters, with its length in bytes and
 # its SHA-256 (a 70 MB line keeps its evidence without being stored whole).
 RAW_TEXT_CAP = 65_536
@@ -374,7 +375,7 @@ def _kind(col: Column) -> str:
 _SHAPE = {  # column type -> (the expression its text must match, its type in the parsed struct)
     "string": (None, "VARCHAR"),
     "timestamp": (UPPER_TIMESTAMP_RE, "VARCHAR"),
-    "date": (r"\d{4}-\d{2}-\d{2}", "VARCHAR"),
+    "date": (DATE_RE, "VARCHAR"),
     "int": (None, "BIGINT"),
     "bool": (None, "BOOLEAN"),
 }
@@ -397,14 +398,11 @@ def _canonical_text(source: Source) -> str:
     required field is caught apart (``_canonical_test``)."""
     parts = ["'{'"]
     for i, col in enumerate(source.columns):
-        field, quoted = f'c."{col.name}"', _SHAPE[col.type][1] == "VARCHAR"
-        key = ("," if i else "") + f'"{col.name}":' + ('"' if quoted else "")
-        value = field if quoted else f"{field}::varchar"
-        end = "'\"'" if quoted else None
-        if _always_present(source, col):
-            parts += [f"'{key}'", value, *([end] if end else [])]
-        else:
-            parts.append(f"'{key}' || {value}" + (f" || {end}" if end else ""))
+        quote = '"' if _SHAPE[col.type][1] == "VARCHAR" else ""
+        value = f'c."{col.name}"' + ("" if quote else "::varchar")
+        member = [f"""'{"," if i else ""}"{col.name}":{quote}'""", value]
+        member += [f"'{quote}'"] if quote else []
+        parts += member if _always_present(source, col) else [" || ".join(member)]
     parts.append("'}'")
     return f"concat({', '.join(parts)})"
 
@@ -504,7 +502,7 @@ def _type_ok(col: Column) -> str:
         f"and regexp_full_match(trim({v}), '[+-]?[0-9]+')))",
         "timestamp": f"({k} = 'VARCHAR' and regexp_full_match(trim({v}), '{TIMESTAMP_RE}') "
         f"and {t} is not null)",
-        "date": f"({k} = 'VARCHAR' and regexp_full_match(trim({v}), '\\d{{4}}-\\d{{2}}-\\d{{2}}') "
+        "date": f"({k} = 'VARCHAR' and regexp_full_match(trim({v}), '{DATE_RE}') "
         f"and {t} is not null)",
         "decimal": f"({k} in ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE') and {t} is not null)",
         "bool": f"({k} = 'BOOLEAN' or lower(trim({v})) in ('true', 'false', '1', '0'))",
@@ -715,9 +713,20 @@ class Verdicts:
     rejected: pa.Table
 
     @classmethod
-    def split(cls, rows: pa.Table) -> "Verdicts":
-        rejected = pc.is_valid(rows.column("reason"))
-        return cls(rows.filter(pc.invert(rejected)), rows.filter(rejected))
+    def split(cls, rows: pa.Table, among: pa.ChunkedArray | None = None) -> "Verdicts":
+        """The rows (those ``among`` selects, when given) by their reason."""
+        accepted = pc.is_null(rows.column("reason"))
+        rejected = pc.invert(accepted)
+        if among is not None:
+            accepted, rejected = pc.and_(among, accepted), pc.and_(among, rejected)
+        return cls(rows.filter(accepted), rows.filter(rejected))
+
+    def __add__(self, other: "Verdicts") -> "Verdicts":
+        schema = self.accepted.schema
+        return Verdicts(
+            pa.concat_tables([self.accepted, other.accepted.cast(schema)]),
+            pa.concat_tables([self.rejected, other.rejected.cast(schema)]),
+        )
 
     @property
     def records(self) -> int:
@@ -742,24 +751,13 @@ def validate(
         if not (canonical_path and has_canonical_path(source)):
             return Verdicts.split(con.sql(general_sql(source)).to_arrow_table())
         judged = con.sql(canonical_sql(source)).to_arrow_table()
-        canonical, accepted = judged.column("canonical"), pc.is_null(judged.column("reason"))
+        canonical = judged.column("canonical")
         con.register("noncanonical", judged.filter(pc.invert(canonical)).select(["line", "raw"]))
         try:
             others = Verdicts.split(con.sql(general_sql(source, "noncanonical")).to_arrow_table())
         finally:
             con.unregister("noncanonical")
-        rows = judged.drop_columns(["canonical"])
-        return Verdicts(
-            pa.concat_tables(
-                [rows.filter(pc.and_(canonical, accepted)), others.accepted.cast(rows.schema)]
-            ),
-            pa.concat_tables(
-                [
-                    rows.filter(pc.and_(canonical, pc.invert(accepted))),
-                    others.rejected.cast(rows.schema),
-                ]
-            ),
-        )
+        return Verdicts.split(judged.drop_columns(["canonical"]), among=canonical) + others
     finally:
         con.execute("set preserve_insertion_order = false")
 
